@@ -1,0 +1,107 @@
+// fork and exit of an address space (Linux kernel/fork.c dup_mmap,
+// mm/memory.c copy_page_range, mm/mmap.c exit_mmap).
+#include "base/assert.h"
+#include "mm/internal.h"
+#include "mm/mm.h"
+#include "mm/rmap.h"
+#include "mm/world.h"
+
+namespace hmmsim {
+namespace {
+
+// copy_present_pte(): share the page, write-protecting both sides of a COW
+// mapping. Returns the child's entry; may rewrite the parent's.
+Pte copy_present_pte(World& world, Vma& src_vma, MmStruct& dst_mm, Pte& src) {
+  Folio folio = pte_folio(world, src);
+  uint64_t idx = src.pfn() - folio.pfn();
+  folio_get(folio);
+  Status dup = folio_try_dup_anon_rmap_ptes(folio, idx, 1);
+  HMM_ASSERT(dup.ok(), "dup of an unpinned page cannot fail");
+  dst_mm.add_anon_rss(1);
+  if (src_vma.is_cow_mapping() && src.write()) src = src.with_write(false);
+  return src.with_young(false);
+}
+
+// copy_nonpresent_pte() for migration entries: both sides get a read entry.
+Pte copy_migration_pte(Vma& src_vma, MmStruct& dst_mm, Pte& src) {
+  if (src.migration_kind() != MigrationKind::kRead && src_vma.is_cow_mapping()) {
+    src = Pte::migration(src.pfn(), MigrationKind::kRead, src.bits());
+  }
+  dst_mm.add_anon_rss(1);
+  return src;
+}
+
+Pte copy_one_pte(World& world, Vma& src_vma, MmStruct& dst_mm, Pte& src) {
+  switch (src.kind()) {
+    case PteKind::kNone:
+    case PteKind::kZero:
+      return src;
+    case PteKind::kPresent:
+      return copy_present_pte(world, src_vma, dst_mm, src);
+    case PteKind::kMigration:
+      return copy_migration_pte(src_vma, dst_mm, src);
+    case PteKind::kDevicePrivate:
+    case PteKind::kDeviceExclusive:
+      HMM_BUG("fork of a {} entry before devices exist", pte_kind_name(src.kind()));
+  }
+  return Pte::none();
+}
+
+// copy_page_range() for one Vma.
+void copy_page_range(Vma& dst_vma, Vma& src_vma) NO_THREAD_SAFETY_ANALYSIS {
+  // Locks: both PTLs are taken below, child first like Linux's
+  // copy_pte_range (the child is not yet visible to anyone).
+  World& world = src_vma.mm().world();
+  MmStruct& dst_mm = dst_vma.mm();
+  for (Vaddr addr = src_vma.start(); addr < src_vma.end();) {
+    Vaddr next = addr.pmd_down() + kPmdSize;
+    if (next > src_vma.end()) next = src_vma.end();
+    PteTable* src_table = pte_table_lookup(src_vma.mm(), addr, MmStruct::Alloc::kNo);
+    if (src_table) {
+      PteTable* dst_table = pte_table_lookup(dst_mm, addr, MmStruct::Alloc::kYes);
+      MutexLock dst_guard(dst_table->ptl);
+      MutexLock src_guard(src_table->ptl);
+      for (Vaddr a = addr; a < next; a = a + kPageSize) {
+        Pte src = src_table->get(a.pte_index());
+        if (src.is_none()) continue;
+        Pte child = copy_one_pte(world, src_vma, dst_mm, src);
+        src_table->set(a.pte_index(), src);
+        dst_table->set(a.pte_index(), child);
+      }
+    }
+    addr = next;
+  }
+}
+
+}  // namespace
+
+MmStruct& dup_mm(MmStruct& parent) {
+  World& world = parent.world();
+  MmStruct& child = world.create_mm();
+  WriteLock parent_guard(parent.mmap_lock);
+  WriteLock child_guard(child.mmap_lock);
+  for (const auto& [start, vma] : parent.vmas()) {
+    auto copy = std::make_unique<Vma>(child, vma->start(), vma->end(), vma->flags(), vma->pgoff());
+    Vma* cvma = child.insert_vma(std::move(copy));
+    anon_vma_fork(world, *cvma, *vma);
+    if (vma->anon_vma()) copy_page_range(*cvma, *vma);
+  }
+  return child;
+}
+
+void exit_mmap(MmStruct& mm) {
+  {
+    WriteLock guard(mm.mmap_lock);
+    std::vector<Vma*> vmas;
+    for (const auto& [start, vma] : mm.vmas()) vmas.push_back(vma.get());
+    for (Vma* vma : vmas) zap_page_range(*vma, vma->start(), vma->end());
+    for (Vma* vma : vmas) {
+      unlink_anon_vmas(mm.world(), *vma);
+      std::unique_ptr<Vma> gone = mm.remove_vma(vma);
+    }
+    free_pgtables(mm, Vaddr{0}, Vaddr{kUserMax});
+  }
+  mm.world().destroy_mm(mm);
+}
+
+}  // namespace hmmsim

@@ -1,0 +1,49 @@
+// Helpers shared by the files of mm/ and not part of its public interface
+// (Linux `mm/internal.h`).
+#pragma once
+
+#include "base/result.h"
+#include "base/thread_annotations.h"
+#include "base/types.h"
+#include "mm/folio.h"
+#include "mm/mm_struct.h"
+#include "mm/pgtable.h"
+#include "mm/vma.h"
+
+namespace hmmsim {
+
+// The PTE table covering `addr`, allocating it (and the levels above) when
+// `alloc` is set (pte_alloc). nullptr when absent, or when the PMD holds a
+// huge leaf instead of a table.
+PteTable* pte_table_lookup(MmStruct& mm, Vaddr addr, MmStruct::Alloc alloc);
+
+// vm_normal_folio(): the folio a present or folio-mapping entry points at.
+Folio pte_folio(World& world, const Pte& pte);
+
+// zap_page_range_single(): removes every mapping in [start, end) of `vma`,
+// dropping rmap, references and rss. Page tables stay (see free_pgtables).
+void zap_page_range(Vma& vma, Vaddr start, Vaddr end);
+
+// free_pgtables(): frees page tables in [start, end) that no Vma covers any
+// more. The caller holds mmap_lock for write and has zapped the range.
+void free_pgtables(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock);
+
+// split_vma(): splits `vma` at `addr`; returns the upper part.
+Vma* split_vma(MmStruct& mm, Vma& vma, Vaddr addr) REQUIRES(mm.mmap_lock);
+// vma_merge: merges `vma` with its neighbours where Linux would; returns the
+// Vma that now covers `vma`'s range.
+Vma* vma_merge_neighbours(MmStruct& mm, Vma& vma) REQUIRES(mm.mmap_lock);
+// Splits Vmas so that `start` and `end` fall on Vma boundaries.
+void vma_split_range(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock);
+
+// Walks the PTE tables that exist over [start, end), calling fn(table, addr)
+// per table with its ptl held and `addr` the first address inside it.
+// Ranges mapped by PMD leaves are reported through pmd_fn (may be null).
+void walk_pte_tables(MmStruct& mm, Vaddr start, Vaddr end,
+                     const std::function<void(PteTable&, Vaddr, Vaddr)>& fn);
+
+// migration_entry_wait(): wait until the folio behind a migration entry is
+// unlocked (its migration has finished or failed).
+void migration_entry_wait(World& world, Pfn pfn);
+
+}  // namespace hmmsim

@@ -1,0 +1,216 @@
+#include "mm/memory.h"
+
+#include "base/assert.h"
+#include "mm/folio.h"
+#include "mm/internal.h"
+#include "mm/rmap.h"
+#include "mm/world.h"
+
+namespace hmmsim {
+
+// The state of one fault (`struct vm_fault`).
+struct VmFaultCtx {
+  Vma& vma;
+  Vaddr addr;  // page aligned
+  uint32_t flags;
+  PteTable* table = nullptr;
+  bool write() const { return (flags & kFaultWrite) != 0; }
+  MmStruct& mm() const { return vma.mm(); }
+  World& world() const { return vma.mm().world(); }
+  unsigned idx() const { return addr.pte_index(); }
+};
+
+namespace {
+
+VmFault do_anonymous_page(VmFaultCtx& vmf);
+VmFault do_wp_page(VmFaultCtx& vmf, Pte orig) REQUIRES(vmf.table->ptl);
+VmFault wp_page_copy(VmFaultCtx& vmf, Pte orig, Folio old);
+
+// Builds the PTE for a freshly mapped anonymous page (mk_pte + maybe_mkwrite).
+Pte mk_anon_pte(const Vma& vma, Pfn pfn) {
+  bool write = vma.has(kVmWrite);
+  return Pte::present(pfn, EntryBits{.write = write, .dirty = write, .young = true});
+}
+
+// Makes sure the Vma has an anon_vma, racing faults agreeing on one
+// (__anon_vma_prepare's check under mm->page_table_lock).
+void fault_anon_vma_prepare(VmFaultCtx& vmf) {
+  Vma& vma = vmf.vma;
+  MutexLock guard(vmf.mm().page_table_lock);
+  anon_vma_prepare(vmf.world(), vma);
+}
+
+// do_anonymous_page(): first touch of an anonymous page.
+VmFault do_anonymous_page(VmFaultCtx& vmf) {
+  fault_anon_vma_prepare(vmf);
+  if (!vmf.write()) {
+    MutexLock guard(vmf.table->ptl);
+    if (vmf.table->get(vmf.idx()).is_none()) vmf.table->set(vmf.idx(), Pte::zero_page());
+    return VmFault::kDone;
+  }
+  std::optional<Folio> folio = folio_alloc(vmf.world().mem(), Order{0});
+  if (!folio) return VmFault::kOom;
+  MutexLock guard(vmf.table->ptl);
+  if (!vmf.table->get(vmf.idx()).is_none()) {
+    folio_put(*folio);  // somebody else mapped it first
+    return VmFault::kDone;
+  }
+  folio_add_new_anon_rmap(*folio, vmf.vma, vmf.addr, RmapFlags::kExclusive);
+  folio->head().set(kPgLru);
+  vmf.mm().add_anon_rss(1);
+  vmf.table->set(vmf.idx(), mk_anon_pte(vmf.vma, folio->pfn()));
+  return VmFault::kDone;
+}
+
+// wp_can_reuse_anon_folio() for a small folio: it is ours alone if nobody
+// else holds a reference; lock it so the answer stays true.
+bool wp_can_reuse_anon_folio(Folio folio) {
+  HMM_ASSERT(!folio.is_large(), "PTE-mapped large folios do not exist yet");
+  if (folio_ref_count(folio) > 1) return false;
+  if (!folio_trylock(folio)) return false;
+  bool reuse = folio_ref_count(folio) == 1;
+  if (!reuse) folio_unlock(folio);
+  return reuse;
+}
+
+// do_wp_page(): a write hit a present entry without write permission.
+VmFault do_wp_page(VmFaultCtx& vmf, Pte orig) {
+  if (orig.kind() == PteKind::kPresent) {
+    Folio folio = pte_folio(vmf.world(), orig);
+    uint64_t idx = folio.page_index(vmf.world().mem().page(orig.pfn()));
+    bool reuse = PageAnonExclusive(folio.page(idx));
+    if (!reuse && wp_can_reuse_anon_folio(folio)) {
+      folio_move_anon_rmap(folio, vmf.vma);
+      folio.page(idx).set(kPgAnonExclusive);
+      folio_unlock(folio);
+      reuse = true;
+    }
+    if (reuse) {
+      // wp_page_reuse()
+      vmf.table->set(vmf.idx(), orig.with_write(true).with_dirty(true).with_young(true));
+      return VmFault::kDone;
+    }
+  }
+  return VmFault::kRetry;  // the caller drops the ptl and copies
+}
+
+// wp_page_copy(): break COW by copying into a new exclusive folio. `old`
+// (empty for the zero page) comes with a reference taken under the ptl.
+VmFault wp_page_copy(VmFaultCtx& vmf, Pte orig, Folio old) {
+  std::optional<Folio> new_folio = folio_alloc(vmf.world().mem(), Order{0});
+  if (!new_folio) {
+    if (old) folio_put(old);
+    return VmFault::kOom;
+  }
+  if (old) {
+    // Our reference keeps the old page alive; its bytes are stable because
+    // a writer would need a writable mapping, and this one is not.
+    page_copy(new_folio->head(), vmf.world().mem().page(orig.pfn()));
+  }
+  fault_anon_vma_prepare(vmf);
+  MutexLock guard(vmf.table->ptl);
+  if (!(vmf.table->get(vmf.idx()) == orig)) {
+    folio_put(*new_folio);  // the entry changed under us: retry the access
+    if (old) folio_put(old);
+    return VmFault::kDone;
+  }
+  folio_add_new_anon_rmap(*new_folio, vmf.vma, vmf.addr, RmapFlags::kExclusive);
+  new_folio->head().set(kPgLru);
+  vmf.table->set(vmf.idx(), mk_anon_pte(vmf.vma, new_folio->pfn()));
+  if (old) {
+    uint64_t idx = old.page_index(vmf.world().mem().page(orig.pfn()));
+    folio_remove_rmap_ptes(old, idx, 1, vmf.vma);
+    folio_put(old);  // the mapping's reference
+    folio_put(old);  // ours
+  } else {
+    vmf.mm().add_anon_rss(1);  // replaced the zero page
+  }
+  return VmFault::kDone;
+}
+
+// handle_pte_fault(): dispatch on what the PTE holds.
+VmFault handle_pte_fault(VmFaultCtx& vmf) {
+  Pte pte = Pte::none();
+  Folio old;  // the folio a COW copies from, referenced under the ptl
+  {
+    MutexLock guard(vmf.table->ptl);
+    pte = vmf.table->get(vmf.idx());
+    switch (pte.kind()) {
+      case PteKind::kNone:
+        break;
+      case PteKind::kMigration:
+        break;
+      case PteKind::kDevicePrivate:
+      case PteKind::kDeviceExclusive:
+        HMM_BUG("{} entry at {:#x} before devices exist", pte_kind_name(pte.kind()), vmf.addr.v);
+      case PteKind::kPresent:
+      case PteKind::kZero:
+        if (!vmf.write()) {
+          if (pte.kind() == PteKind::kPresent) vmf.table->set(vmf.idx(), pte.with_young(true));
+          return VmFault::kDone;
+        }
+        if (pte.write()) {
+          vmf.table->set(vmf.idx(), pte.with_dirty(true).with_young(true));
+          return VmFault::kDone;
+        }
+        if (do_wp_page(vmf, pte) == VmFault::kDone) return VmFault::kDone;
+        if (pte.kind() == PteKind::kPresent) {
+          old = pte_folio(vmf.world(), pte);
+          folio_get(old);
+        }
+        break;
+    }
+  }
+  switch (pte.kind()) {
+    case PteKind::kNone: return do_anonymous_page(vmf);
+    case PteKind::kMigration:
+      migration_entry_wait(vmf.world(), pte.pfn());
+      return VmFault::kDone;
+    default: return wp_page_copy(vmf, pte, old);
+  }
+}
+
+}  // namespace
+
+bool access_error(const Vma& vma, uint32_t flags) {
+  if (flags & kFaultWrite) return !vma.has(kVmWrite);
+  return !vma.has(kVmRead);
+}
+
+VmFault handle_mm_fault(Vma& vma, Vaddr addr, uint32_t flags) {
+  vma.mm().mmap_lock.assert_held();
+  HMM_ASSERT(vma.contains(addr), "fault at {:#x} outside its Vma", addr.v);
+  if (access_error(vma, flags)) return VmFault::kSigsegv;
+  VmFaultCtx vmf{.vma = vma, .addr = addr.page_down(), .flags = flags};
+  vmf.table = pte_table_lookup(vma.mm(), vmf.addr, MmStruct::Alloc::kYes);
+  HMM_ASSERT(vmf.table != nullptr, "no PTE table at {:#x} and no huge PMD support yet",
+             addr.v);
+  return handle_pte_fault(vmf);
+}
+
+PteTable* pte_table_lookup(MmStruct& mm, Vaddr addr, MmStruct::Alloc alloc) {
+  PmdTable* pmdt = mm.pmd_table(addr, alloc);
+  if (!pmdt) return nullptr;
+  MutexLock guard(pmdt->ptl);
+  PmdSlot& slot = pmdt->slot(addr.pmd_index());
+  if (slot.entry.is_table()) return slot.table.get();
+  if (!slot.entry.is_none() || alloc == MmStruct::Alloc::kNo) return nullptr;
+  slot.table = std::make_unique<PteTable>(mm.world().sched());
+  slot.entry = Pmd::table();
+  mm.add_nr_ptes(1);
+  return slot.table.get();
+}
+
+Folio pte_folio(World& world, const Pte& pte) {
+  HMM_ASSERT(pte.has_pfn(), "pte {} has no folio", pte.describe());
+  return pfn_folio(world.mem(), pte.pfn());
+}
+
+void migration_entry_wait(World& world, Pfn pfn) {
+  Folio folio = pfn_folio(world.mem(), pfn);
+  // The migrating thread holds the folio lock until every migration entry is
+  // gone; wait for the unlock, then let the access retry.
+  while (folio_test_locked(folio)) world.sched().block(&folio.head());
+}
+
+}  // namespace hmmsim

@@ -1,0 +1,97 @@
+// mprotect (Linux mm/mprotect.c): change the protection of whole Vmas,
+// splitting them at the range edges, and rewrite their entries.
+#include "base/assert.h"
+#include "mm/internal.h"
+#include "mm/mm.h"
+#include "mm/rmap.h"
+#include "mm/world.h"
+
+namespace hmmsim {
+namespace {
+
+// can_change_pte_writable() for private anonymous memory: only a page this
+// process owns exclusively may become writable without a fault.
+bool can_change_pte_writable(World& world, const Pte& pte) {
+  if (pte.kind() != PteKind::kPresent) return false;
+  return PageAnonExclusive(world.mem().page(pte.pfn()));
+}
+
+// change_pte_range() for one entry.
+Pte change_one_pte(World& world, const Pte& pte, uint32_t newflags) {
+  bool want_write = (newflags & kVmWrite) != 0;
+  switch (pte.kind()) {
+    case PteKind::kNone:
+    case PteKind::kZero:
+    case PteKind::kDeviceExclusive:
+      return pte;
+    case PteKind::kPresent:
+      if (!want_write) return pte.with_write(false);
+      return can_change_pte_writable(world, pte) ? pte.with_write(true) : pte;
+    case PteKind::kMigration: {
+      // A writable migration entry becomes readable whatever the new
+      // protection: the restore will decide writability again.
+      if (pte.migration_kind() != MigrationKind::kWrite) return pte;
+      Folio folio = pte_folio(world, pte);
+      MigrationKind mk =
+          folio_test_anon(folio) ? MigrationKind::kReadExclusive : MigrationKind::kRead;
+      return Pte::migration(pte.pfn(), mk, pte.bits());
+    }
+    case PteKind::kDevicePrivate:
+      return pte.write() ? pte.with_write(false) : pte;
+  }
+  return pte;
+}
+
+// change_protection() over one Vma's range.
+void change_protection(Vma& vma, uint32_t newflags) {
+  World& world = vma.mm().world();
+  walk_pte_tables(vma.mm(), vma.start(), vma.end(), [&](PteTable& table, Vaddr from, Vaddr to)
+                                                        NO_THREAD_SAFETY_ANALYSIS {
+    // walk_pte_tables holds table.ptl.
+    for (Vaddr a = from; a < to; a = a + kPageSize) {
+      Pte pte = table.get(a.pte_index());
+      Pte changed = change_one_pte(world, pte, newflags);
+      if (!(changed == pte)) table.set(a.pte_index(), changed);
+    }
+  });
+}
+
+// Every byte of [start, end) is inside some Vma.
+bool range_fully_mapped(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock) {
+  Vaddr addr = start;
+  while (addr < end) {
+    Vma* vma = mm.vma_lookup(addr);
+    if (!vma) return false;
+    addr = vma->end();
+  }
+  return true;
+}
+
+}  // namespace
+
+Status do_mprotect(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot) {
+  if (!addr.page_aligned()) return Err{Errno::kInval};
+  if (prot & ~(kProtRead | kProtWrite | kProtExec)) return Err{Errno::kInval};
+  if (len == 0) return Ok();
+  uint64_t size = page_align_up(len);
+  if (size < len || addr.v > kUserMax || size > kUserMax - addr.v) return Err{Errno::kNoMem};
+  Vaddr end = addr + size;
+  WriteLock guard(mm.mmap_lock);
+  if (!range_fully_mapped(mm, addr, end)) return Err{Errno::kNoMem};
+  vma_split_range(mm, addr, end);
+  std::vector<Vma*> vmas;
+  for (Vma* vma = mm.find_vma(addr); vma && vma->start() < end; vma = mm.find_vma(vma->end()))
+    vmas.push_back(vma);
+  for (Vma* vma : vmas) {
+    uint32_t newflags = (vma->flags() & ~kVmAccessFlags);
+    if (prot & kProtRead) newflags |= kVmRead;
+    if (prot & kProtWrite) newflags |= kVmWrite;
+    if (prot & kProtExec) newflags |= kVmExec;
+    vma->set_flags(newflags);
+    change_protection(*vma, newflags);
+  }
+  for (Vma* vma : vmas) vma = vma_merge_neighbours(mm, *vma);
+  return Ok();
+}
+
+}  // namespace hmmsim

@@ -1,0 +1,104 @@
+// Unmapping and page-table teardown (Linux mm/memory.c: zap_pte_range,
+// unmap_page_range; mm/memory.c free_pgtables).
+#include "base/assert.h"
+#include "mm/internal.h"
+#include "mm/rmap.h"
+#include "mm/world.h"
+
+namespace hmmsim {
+namespace {
+
+// The start of the next PUD range after `addr`, capped at `end`.
+Vaddr next_pud_boundary(Vaddr addr, Vaddr end) {
+  Vaddr next{(addr.v & ~(kPudSize - 1)) + kPudSize};
+  return next > end ? end : next;
+}
+
+}  // namespace
+
+void walk_pte_tables(MmStruct& mm, Vaddr start, Vaddr end,
+                     const std::function<void(PteTable&, Vaddr, Vaddr)>& fn) {
+  Vaddr addr = start;
+  while (addr < end) {
+    if (!mm.pmd_table(addr, MmStruct::Alloc::kNo)) {
+      addr = next_pud_boundary(addr, end);
+      continue;
+    }
+    Vaddr next = addr.pmd_down() + kPmdSize;
+    if (next > end || next < addr) next = end;
+    PteTable* table = pte_table_lookup(mm, addr, MmStruct::Alloc::kNo);
+    if (table) {
+      MutexLock guard(table->ptl);
+      fn(*table, addr, next);
+    }
+    addr = next;
+  }
+}
+
+namespace {
+
+// zap_present_pte / zap_nonpresent_ptes for one entry.
+void zap_one_pte(World& world, Vma& vma, const Pte& pte) {
+  switch (pte.kind()) {
+    case PteKind::kNone:
+    case PteKind::kZero:
+      return;
+    case PteKind::kMigration:
+      // The migrating thread keeps its own reference; only rss moves.
+      vma.mm().add_anon_rss(-1);
+      return;
+    case PteKind::kPresent:
+    case PteKind::kDevicePrivate:
+    case PteKind::kDeviceExclusive: {
+      Folio folio = pte_folio(world, pte);
+      uint64_t idx = pte.pfn() - folio.pfn();
+      if (pte.kind() == PteKind::kPresent && pte.dirty()) folio.head().set(kPgDirty);
+      folio_remove_rmap_ptes(folio, idx, 1, vma);
+      vma.mm().add_anon_rss(-1);
+      folio_put(folio);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+void zap_page_range(Vma& vma, Vaddr start, Vaddr end) {
+  HMM_ASSERT(start >= vma.start() && end <= vma.end() && start < end,
+             "zap [{:#x}, {:#x}) outside Vma [{:#x}, {:#x})", start.v, end.v, vma.start().v,
+             vma.end().v);
+  World& world = vma.mm().world();
+  walk_pte_tables(vma.mm(), start, end, [&](PteTable& table, Vaddr from, Vaddr to)
+                                            NO_THREAD_SAFETY_ANALYSIS {
+    // walk_pte_tables holds table.ptl.
+    for (Vaddr a = from; a < to; a = a + kPageSize) {
+      Pte pte = table.get(a.pte_index());
+      if (pte.is_none()) continue;
+      table.set(a.pte_index(), Pte::none());
+      zap_one_pte(world, vma, pte);
+    }
+  });
+}
+
+void free_pgtables(MmStruct& mm, Vaddr start, Vaddr end) {
+  for (Vaddr pmd = start.pmd_down(); pmd < end; pmd = pmd + kPmdSize) {
+    PmdTable* pmdt = mm.pmd_table(pmd, MmStruct::Alloc::kNo);
+    if (!pmdt) {
+      pmd = next_pud_boundary(pmd, end) - kPmdSize;
+      continue;
+    }
+    // A PTE table may go only when no Vma overlaps its 2 MiB any more.
+    Vma* vma = mm.find_vma(pmd);
+    if (vma && vma->start() < pmd + kPmdSize) continue;
+    MutexLock guard(pmdt->ptl);
+    PmdSlot& slot = pmdt->slot(pmd.pmd_index());
+    if (!slot.entry.is_table()) continue;
+    HMM_ASSERT(slot.table->empty(), "freeing a non-empty PTE table at {:#x}", pmd.v);
+    slot.table.reset();
+    slot.entry = Pmd::none();
+    mm.add_nr_ptes(-1);
+  }
+  mm.free_empty_upper_tables();
+}
+
+}  // namespace hmmsim

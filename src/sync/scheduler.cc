@@ -1,0 +1,9 @@
+#include "sync/scheduler.h"
+
+#include <thread>
+
+namespace hmmsim {
+
+void NativeScheduler::block(const void*) { std::this_thread::yield(); }
+
+}  // namespace hmmsim
