@@ -1,6 +1,7 @@
 #include "mm/folio.h"
 
 #include "base/assert.h"
+#include "mm/deferred_split.h"
 
 namespace hmmsim {
 
@@ -38,7 +39,12 @@ Folio folio_prep_new(MemRange& range, Pfn pfn, Order order) {
   head->entire_mapcount.store(-1);
   head->nr_pages_mapped.store(0);
   head->refcount.store(1);
-  if (order.v > 0) head->set(kPgHead);
+  if (order.v > 0) {
+    head->set(kPgHead);
+    Folio folio(&range, head);
+    folio_set_mm_id_slot(folio, 0, MmIdSlot{0, -1});
+    folio_set_mm_id_slot(folio, 1, MmIdSlot{0, -1});
+  }
   return Folio(&range, head);
 }
 
@@ -88,7 +94,9 @@ namespace {
 void free_folio(Folio folio) {
   HMM_ASSERT(!folio_mapped(folio), "freeing mapped folio {:#x}", folio.pfn().v);
   HMM_ASSERT(!folio_test_locked(folio), "freeing locked folio {:#x}", folio.pfn().v);
-  HMM_ASSERT(!folio.test(kPgPartiallyMapped), "freeing queued folio {:#x}", folio.pfn().v);
+  // __folio_put(): a large folio leaves the deferred split queue.
+  if (DeferredSplitQueue* queue = folio.range().deferred_split(); queue && folio.is_large())
+    queue->remove(folio);
   for (uint64_t i = 0; i < folio.nr_pages(); i++) {
     Page& p = folio.page(i);
     HMM_ASSERT(p.mapcount.load() == -1, "freeing page {:#x} with mapcount", p.pfn);
@@ -97,6 +105,7 @@ void free_folio(Folio folio) {
     p.mapping = nullptr;
     p.index = 0;
     p.data.reset();
+    if (i > 0) p.list_prev = p.list_next = 0;
   }
   Page& head = folio.head();
   head.large_mapcount.store(-1);
@@ -170,6 +179,25 @@ int32_t page_mapcount(Folio folio, const Page& page) {
 }
 
 bool folio_test_anon(Folio folio) { return folio.test(kPgAnon); }
+
+bool folio_maybe_mapped_shared(Folio folio) {
+  if (!folio.is_large()) return folio_mapcount(folio) > 1;
+  return folio.test(kPgMaybeMappedShared);
+}
+
+MmIdSlot folio_mm_id_slot(Folio folio, int slot) {
+  const Page& p = folio.page(1);
+  uint32_t id = static_cast<uint32_t>(slot == 0 ? p.index : p.index >> 32);
+  uint32_t raw = slot == 0 ? p.list_prev : p.list_next;
+  return MmIdSlot{id, static_cast<int32_t>(raw)};
+}
+
+void folio_set_mm_id_slot(Folio folio, int slot, MmIdSlot value) {
+  Page& p = folio.page(1);
+  uint64_t other = slot == 0 ? (p.index >> 32) : (p.index & 0xffffffffu);
+  p.index = slot == 0 ? (other << 32) | value.id : (uint64_t{value.id} << 32) | other;
+  (slot == 0 ? p.list_prev : p.list_next) = static_cast<uint32_t>(value.mapcount);
+}
 
 bool PageAnonExclusive(const Page& page) { return page.test(kPgAnonExclusive); }
 

@@ -100,6 +100,19 @@ int32_t page_pte_mapcount(const Page& page);
 // page_mapcount(): PTE mappings of the page plus PMD mappings of its folio.
 int32_t page_mapcount(Folio folio, const Page& page);
 bool folio_test_anon(Folio folio);
+// folio_maybe_mapped_shared(): mapped by more than one address space (for a
+// large folio: as tracked by its two MM-id slots, as in Linux 6.19).
+bool folio_maybe_mapped_shared(Folio folio);
+
+// The MM-id slots of a large folio (Linux `_mm_id[2]`, `_mm_id_mapcount[2]`,
+// kept in the first tail page). Id 0 is MM_ID_DUMMY (free slot); counts
+// are -1-based like every mapcount.
+struct MmIdSlot {
+  uint32_t id;
+  int32_t mapcount;
+};
+MmIdSlot folio_mm_id_slot(Folio folio, int slot);
+void folio_set_mm_id_slot(Folio folio, int slot, MmIdSlot value);
 bool PageAnonExclusive(const Page& page);
 
 // folio_expected_ref_count(): references explained by mappings (and, later,

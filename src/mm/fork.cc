@@ -1,6 +1,7 @@
 // fork and exit of an address space (Linux kernel/fork.c dup_mmap,
 // mm/memory.c copy_page_range, mm/mmap.c exit_mmap).
 #include "base/assert.h"
+#include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
 #include "mm/rmap.h"
@@ -11,13 +12,13 @@ namespace {
 
 // copy_present_pte(): share the page, write-protecting both sides of a COW
 // mapping. Returns the child's entry; may rewrite the parent's.
-Pte copy_present_pte(World& world, Vma& src_vma, MmStruct& dst_mm, Pte& src) {
+Pte copy_present_pte(World& world, Vma& src_vma, Vma& dst_vma, Pte& src) {
   Folio folio = pte_folio(world, src);
   uint64_t idx = src.pfn() - folio.pfn();
   folio_get(folio);
-  Status dup = folio_try_dup_anon_rmap_ptes(folio, idx, 1);
+  Status dup = folio_try_dup_anon_rmap_ptes(folio, idx, 1, dst_vma);
   HMM_ASSERT(dup.ok(), "dup of an unpinned page cannot fail");
-  dst_mm.add_anon_rss(1);
+  dst_vma.mm().add_anon_rss(1);
   if (src_vma.is_cow_mapping() && src.write()) src = src.with_write(false);
   return src.with_young(false);
 }
@@ -31,15 +32,15 @@ Pte copy_migration_pte(Vma& src_vma, MmStruct& dst_mm, Pte& src) {
   return src;
 }
 
-Pte copy_one_pte(World& world, Vma& src_vma, MmStruct& dst_mm, Pte& src) {
+Pte copy_one_pte(World& world, Vma& src_vma, Vma& dst_vma, Pte& src) {
   switch (src.kind()) {
     case PteKind::kNone:
     case PteKind::kZero:
       return src;
     case PteKind::kPresent:
-      return copy_present_pte(world, src_vma, dst_mm, src);
+      return copy_present_pte(world, src_vma, dst_vma, src);
     case PteKind::kMigration:
-      return copy_migration_pte(src_vma, dst_mm, src);
+      return copy_migration_pte(src_vma, dst_vma.mm(), src);
     case PteKind::kDevicePrivate:
     case PteKind::kDeviceExclusive:
       HMM_BUG("fork of a {} entry before devices exist", pte_kind_name(src.kind()));
@@ -47,28 +48,52 @@ Pte copy_one_pte(World& world, Vma& src_vma, MmStruct& dst_mm, Pte& src) {
   return Pte::none();
 }
 
-// copy_page_range() for one Vma.
-void copy_page_range(Vma& dst_vma, Vma& src_vma) NO_THREAD_SAFETY_ANALYSIS {
-  // Locks: both PTLs are taken below, child first like Linux's
-  // copy_pte_range (the child is not yet visible to anyone).
+// copy_pte_range(): one PTE table's worth of [addr, end).
+void copy_pte_range(Vma& dst_vma, Vma& src_vma, Vaddr addr, Vaddr end) NO_THREAD_SAFETY_ANALYSIS {
+  // Both PTLs are held below, the child's first like Linux's copy_pte_range
+  // (the child is not yet visible to anyone).
   World& world = src_vma.mm().world();
-  MmStruct& dst_mm = dst_vma.mm();
+  PteTable* src_table = pte_table_lookup(src_vma.mm(), addr, MmStruct::Alloc::kNo);
+  if (!src_table) return;
+  PteTable* dst_table = pte_table_lookup(dst_vma.mm(), addr, MmStruct::Alloc::kYes);
+  HMM_ASSERT(dst_table, "child PMD at {:#x} is not a table", addr.v);
+  MutexLock dst_guard(dst_table->ptl);
+  MutexLock src_guard(src_table->ptl);
+  for (Vaddr a = addr; a < end; a = a + kPageSize) {
+    Pte src = src_table->get(a.pte_index());
+    if (src.is_none()) continue;
+    Pte child = copy_one_pte(world, src_vma, dst_vma, src);
+    src_table->set(a.pte_index(), src);
+    dst_table->set(a.pte_index(), child);
+  }
+}
+
+// copy_pmd_range() for one PMD: a huge leaf is copied whole
+// (copy_huge_pmd); returns false when the slot holds a table or nothing.
+bool copy_huge_pmd_range(Vma& dst_vma, Vma& src_vma, Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
+  PmdTable* src_pmdt = src_vma.mm().pmd_table(addr, MmStruct::Alloc::kNo);
+  if (!src_pmdt) return false;
+  {
+    MutexLock guard(src_pmdt->ptl);
+    if (!src_pmdt->slot(addr.pmd_index()).entry.is_huge()) return false;
+  }
+  // The source cannot change while the parent's mmap_lock is held for
+  // write, so the check above stays true.
+  PmdTable* dst_pmdt = dst_vma.mm().pmd_table(addr, MmStruct::Alloc::kYes);
+  PmdRef dst{dst_pmdt, addr.pmd_index(), addr.pmd_down()};
+  PmdRef src{src_pmdt, addr.pmd_index(), addr.pmd_down()};
+  MutexLock dst_guard(dst_pmdt->ptl);
+  MutexLock src_guard(src_pmdt->ptl);
+  copy_huge_pmd(dst_vma, src_vma, dst, src);
+  return true;
+}
+
+// copy_page_range() for one Vma.
+void copy_page_range(Vma& dst_vma, Vma& src_vma) {
   for (Vaddr addr = src_vma.start(); addr < src_vma.end();) {
     Vaddr next = addr.pmd_down() + kPmdSize;
     if (next > src_vma.end()) next = src_vma.end();
-    PteTable* src_table = pte_table_lookup(src_vma.mm(), addr, MmStruct::Alloc::kNo);
-    if (src_table) {
-      PteTable* dst_table = pte_table_lookup(dst_mm, addr, MmStruct::Alloc::kYes);
-      MutexLock dst_guard(dst_table->ptl);
-      MutexLock src_guard(src_table->ptl);
-      for (Vaddr a = addr; a < next; a = a + kPageSize) {
-        Pte src = src_table->get(a.pte_index());
-        if (src.is_none()) continue;
-        Pte child = copy_one_pte(world, src_vma, dst_mm, src);
-        src_table->set(a.pte_index(), src);
-        dst_table->set(a.pte_index(), child);
-      }
-    }
+    if (!copy_huge_pmd_range(dst_vma, src_vma, addr)) copy_pte_range(dst_vma, src_vma, addr, next);
     addr = next;
   }
 }

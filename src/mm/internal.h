@@ -6,6 +6,7 @@
 #include "base/thread_annotations.h"
 #include "base/types.h"
 #include "mm/folio.h"
+#include "mm/huge_memory.h"
 #include "mm/mm_struct.h"
 #include "mm/pgtable.h"
 #include "mm/vma.h"
@@ -36,11 +37,25 @@ Vma* vma_merge_neighbours(MmStruct& mm, Vma& vma) REQUIRES(mm.mmap_lock);
 // Splits Vmas so that `start` and `end` fall on Vma boundaries.
 void vma_split_range(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock);
 
-// Walks the PTE tables that exist over [start, end), calling fn(table, addr)
-// per table with its ptl held and `addr` the first address inside it.
-// Ranges mapped by PMD leaves are reported through pmd_fn (may be null).
-void walk_pte_tables(MmStruct& mm, Vaddr start, Vaddr end,
-                     const std::function<void(PteTable&, Vaddr, Vaddr)>& fn);
+// What a page walk does with a PMD leaf it meets.
+enum class HugeAction : uint8_t {
+  kHandled,  // the callback dealt with the whole leaf
+  kSplit,    // split the PMD (non-freeze) and walk its PTEs instead
+};
+// Called with the PMD lock held for a leaf covering [from, to).
+using HugePmdFn = std::function<HugeAction(PmdRef pmd, Vaddr from, Vaddr to)>;
+// Called with the PTE table's lock held for [from, to) inside it.
+using PteRangeFn = std::function<void(PteTable& table, Vaddr from, Vaddr to)>;
+
+// walk_page_range() over [start, end) of `vma`: PMD leaves go to `huge`
+// (nullptr: always split), existing PTE tables to `ptes`.
+void walk_page_range(Vma& vma, Vaddr start, Vaddr end, const HugePmdFn& huge,
+                     const PteRangeFn& ptes);
+
+// vmf_anon_prepare(): give `vma` an anon_vma before its first anonymous
+// folio, racing faults agreeing on one (the check is repeated under
+// mm->page_table_lock inside the anon_vma lock, as Linux does).
+void vma_anon_prepare(Vma& vma);
 
 // migration_entry_wait(): wait until the folio behind a migration entry is
 // unlocked (its migration has finished or failed).

@@ -2,6 +2,7 @@
 
 #include "base/assert.h"
 #include "mm/folio.h"
+#include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
@@ -32,17 +33,9 @@ Pte mk_anon_pte(const Vma& vma, Pfn pfn) {
   return Pte::present(pfn, EntryBits{.write = write, .dirty = write, .young = true});
 }
 
-// Makes sure the Vma has an anon_vma, racing faults agreeing on one
-// (__anon_vma_prepare's check under mm->page_table_lock).
-void fault_anon_vma_prepare(VmFaultCtx& vmf) {
-  Vma& vma = vmf.vma;
-  MutexLock guard(vmf.mm().page_table_lock);
-  anon_vma_prepare(vmf.world(), vma);
-}
-
 // do_anonymous_page(): first touch of an anonymous page.
 VmFault do_anonymous_page(VmFaultCtx& vmf) {
-  fault_anon_vma_prepare(vmf);
+  vma_anon_prepare(vmf.vma);
   if (!vmf.write()) {
     MutexLock guard(vmf.table->ptl);
     if (vmf.table->get(vmf.idx()).is_none()) vmf.table->set(vmf.idx(), Pte::zero_page());
@@ -62,10 +55,18 @@ VmFault do_anonymous_page(VmFaultCtx& vmf) {
   return VmFault::kDone;
 }
 
-// wp_can_reuse_anon_folio() for a small folio: it is ours alone if nobody
-// else holds a reference; lock it so the answer stays true.
+// __wp_can_reuse_large_anon_folio(): a PTE-mapped THP may be reused page
+// by page only while no other address space maps it and every reference
+// is a mapping.
+bool wp_can_reuse_large_anon_folio(Folio folio) {
+  if (folio_maybe_mapped_shared(folio)) return false;
+  return folio_large_mapcount(folio) == folio_ref_count(folio);
+}
+
+// wp_can_reuse_anon_folio(): a small folio is ours alone if nobody else
+// holds a reference; lock it so the answer stays true.
 bool wp_can_reuse_anon_folio(Folio folio) {
-  HMM_ASSERT(!folio.is_large(), "PTE-mapped large folios do not exist yet");
+  if (folio.is_large()) return wp_can_reuse_large_anon_folio(folio);
   if (folio_ref_count(folio) > 1) return false;
   if (!folio_trylock(folio)) return false;
   bool reuse = folio_ref_count(folio) == 1;
@@ -80,9 +81,11 @@ VmFault do_wp_page(VmFaultCtx& vmf, Pte orig) {
     uint64_t idx = folio.page_index(vmf.world().mem().page(orig.pfn()));
     bool reuse = PageAnonExclusive(folio.page(idx));
     if (!reuse && wp_can_reuse_anon_folio(folio)) {
-      folio_move_anon_rmap(folio, vmf.vma);
+      if (!folio.is_large()) {
+        folio_move_anon_rmap(folio, vmf.vma);
+        folio_unlock(folio);
+      }
       folio.page(idx).set(kPgAnonExclusive);
-      folio_unlock(folio);
       reuse = true;
     }
     if (reuse) {
@@ -107,7 +110,7 @@ VmFault wp_page_copy(VmFaultCtx& vmf, Pte orig, Folio old) {
     // a writer would need a writable mapping, and this one is not.
     page_copy(new_folio->head(), vmf.world().mem().page(orig.pfn()));
   }
-  fault_anon_vma_prepare(vmf);
+  vma_anon_prepare(vmf.vma);
   MutexLock guard(vmf.table->ptl);
   if (!(vmf.table->get(vmf.idx()) == orig)) {
     folio_put(*new_folio);  // the entry changed under us: retry the access
@@ -170,7 +173,41 @@ VmFault handle_pte_fault(VmFaultCtx& vmf) {
   }
 }
 
+// The PMD level of __handle_mm_fault(): THP faults on an empty PMD, and
+// faults on PMD leaves. kFallback continues at the PTE level.
+VmFault handle_pmd_fault(Vma& vma, PmdRef pmd, uint32_t flags) {
+  Pmd entry;
+  {
+    MutexLock guard(pmd.table->ptl);
+    entry = pmd.slot().entry;
+    bool write = flags & kFaultWrite;
+    bool huge = entry.kind() == PmdKind::kPresent || entry.kind() == PmdKind::kHugeZero;
+    if (huge && (!write || entry.write())) {
+      huge_pmd_set_accessed(pmd, entry, flags);
+      return VmFault::kDone;
+    }
+  }
+  switch (entry.kind()) {
+    case PmdKind::kNone:
+      if (!thp_vma_allowable(vma, pmd.haddr)) return VmFault::kFallback;
+      return do_huge_pmd_anonymous_page(vma, pmd, flags);
+    case PmdKind::kTable:
+      return VmFault::kFallback;
+    case PmdKind::kMigration:
+      migration_entry_wait(vma.mm().world(), entry.pfn());
+      return VmFault::kDone;
+    case PmdKind::kPresent:
+    case PmdKind::kHugeZero:
+      return do_huge_pmd_wp_page(vma, pmd, entry);
+    case PmdKind::kDevicePrivate:
+      HMM_BUG("device-private PMD at {:#x} before devices exist", pmd.haddr.v);
+  }
+  return VmFault::kFallback;
+}
+
 }  // namespace
+
+void vma_anon_prepare(Vma& vma) { anon_vma_prepare(vma.mm().world(), vma); }
 
 bool access_error(const Vma& vma, uint32_t flags) {
   if (flags & kFaultWrite) return !vma.has(kVmWrite);
@@ -181,10 +218,13 @@ VmFault handle_mm_fault(Vma& vma, Vaddr addr, uint32_t flags) {
   vma.mm().mmap_lock.assert_held();
   HMM_ASSERT(vma.contains(addr), "fault at {:#x} outside its Vma", addr.v);
   if (access_error(vma, flags)) return VmFault::kSigsegv;
+  PmdTable* pmdt = vma.mm().pmd_table(addr, MmStruct::Alloc::kYes);
+  VmFault ret = handle_pmd_fault(vma, PmdRef{pmdt, addr.pmd_index(), addr.pmd_down()}, flags);
+  if (ret != VmFault::kFallback) return ret;
   VmFaultCtx vmf{.vma = vma, .addr = addr.page_down(), .flags = flags};
   vmf.table = pte_table_lookup(vma.mm(), vmf.addr, MmStruct::Alloc::kYes);
-  HMM_ASSERT(vmf.table != nullptr, "no PTE table at {:#x} and no huge PMD support yet",
-             addr.v);
+  // A huge entry appeared meanwhile: let the access retry.
+  if (!vmf.table) return VmFault::kDone;
   return handle_pte_fault(vmf);
 }
 

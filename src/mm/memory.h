@@ -29,6 +29,7 @@ enum class VmFault : uint8_t {
   kOom,      // VM_FAULT_OOM
   kSigbus,   // VM_FAULT_SIGBUS
   kSigsegv,  // VM_FAULT_SIGSEGV
+  kFallback, // VM_FAULT_FALLBACK: no huge page here, handle at PTE level
 };
 
 // Requires: mmap_lock of vma.mm() held (checked at run time).

@@ -4,13 +4,17 @@
 // The protocol, for a locked folio:
 //   1. try_to_migrate(): every mapping of the folio, in every process, is
 //      replaced by a migration entry that remembers its write/exclusive
-//      state; each replaced mapping drops its rmap and its reference.
+//      state (a PMD mapping by a PMD migration entry, or, with
+//      kSplitHugePmd, by 512 PTE migration entries); each replaced mapping
+//      drops its rmap and its reference;
 //   2. the caller moves the data (or gives up);
 //   3. remove_migration_ptes(src, dst): every migration entry for `src`
 //      becomes a mapping of `dst` again (dst == src on failure).
 // While entries exist the folio stays locked, and faults on them wait for
 // the unlock (migration_entry_wait).
 #pragma once
+
+#include <cstdint>
 
 #include "base/result.h"
 #include "mm/folio.h"
@@ -19,18 +23,40 @@ namespace hmmsim {
 
 class World;
 
+// enum ttu_flags
+struct TtuFlags {
+  enum : uint32_t {
+    kNone = 0,
+    kSplitHugePmd = 1u << 0,  // TTU_SPLIT_HUGE_PMD: split PMD mappings (freezing)
+    kRmapLocked = 1u << 1,    // TTU_RMAP_LOCKED: the caller holds the anon_vma lock
+  };
+};
+
+// enum rmp_flags
+struct RmpFlags {
+  enum : uint32_t {
+    kNone = 0,
+    kLocked = 1u << 0,              // RMP_LOCKED
+    kUseSharedZeropage = 1u << 1,   // RMP_USE_SHARED_ZEROPAGE
+  };
+};
+
 // try_to_migrate(): false if some mapping could not be converted (it is
 // left in place). Requires: folio locked.
-bool try_to_migrate(Folio folio);
+bool try_to_migrate(Folio folio, uint32_t ttu_flags = TtuFlags::kNone);
 
-enum class RmpFlags : uint8_t { kNone, kLocked };
-// remove_migration_ptes(). Requires: src locked.
-void remove_migration_ptes(Folio src, Folio dst, RmpFlags flags);
+// remove_migration_ptes(). Requires: src locked. With kUseSharedZeropage
+// (src == dst, order 0), an all-zero page is mapped as the shared zero page
+// instead and its rss is given back.
+void remove_migration_ptes(Folio src, Folio dst, uint32_t rmp_flags);
 
-// migrate_pages() of one isolated folio to a new RAM folio. The caller's
-// reference counts as the isolation reference; on success it is consumed
-// and the new folio is returned (unlocked, held only by its mappings); on
-// failure the folio is put back and nothing changed.
-Result<Folio> migrate_folio_to_new(World& world, Folio src);
+// migrate_pages() of one isolated folio to a new RAM folio of the same
+// order. The caller's reference counts as the isolation reference. On
+// success it is consumed and the new folio is returned (unlocked, held only
+// by its mappings). When no THP can be allocated for a THP, the folio is
+// split and its pages migrated one by one (THP_MIGRATION_SPLIT); the result
+// is then the new folio of `keep_page` (an index into the old folio). On
+// failure the folio is put back and its mappings are intact.
+Result<Folio> migrate_folio_to_new(World& world, Folio src, uint64_t keep_page = 0);
 
 }  // namespace hmmsim

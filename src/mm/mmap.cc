@@ -1,6 +1,7 @@
 // mmap, munmap and the Vma split/merge they rely on (Linux mm/mmap.c,
 // mm/vma.c), for private anonymous memory.
 #include "base/assert.h"
+#include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
 #include "mm/rmap.h"
@@ -79,6 +80,8 @@ void merge_into(MmStruct& mm, Vma& lo, Vma& hi) REQUIRES(mm.mmap_lock) {
 Vma* split_vma(MmStruct& mm, Vma& vma, Vaddr addr) {
   HMM_ASSERT(addr > vma.start() && addr < vma.end() && addr.page_aligned(),
              "split of [{:#x}, {:#x}) at {:#x}", vma.start().v, vma.end().v, addr.v);
+  // A PMD leaf may not straddle a Vma boundary.
+  vma_adjust_trans_huge(vma, addr);
   uint64_t pgoff = vma.linear_page_index(addr);
   auto upper = std::make_unique<Vma>(mm, addr, vma.end(), vma.flags(), pgoff);
   anon_vma_clone(*upper, vma);

@@ -1,6 +1,7 @@
 // mprotect (Linux mm/mprotect.c): change the protection of whole Vmas,
 // splitting them at the range edges, and rewrite their entries.
 #include "base/assert.h"
+#include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
 #include "mm/rmap.h"
@@ -45,9 +46,17 @@ Pte change_one_pte(World& world, const Pte& pte, uint32_t newflags) {
 // change_protection() over one Vma's range.
 void change_protection(Vma& vma, uint32_t newflags) {
   World& world = vma.mm().world();
-  walk_pte_tables(vma.mm(), vma.start(), vma.end(), [&](PteTable& table, Vaddr from, Vaddr to)
+  // change_pmd_range(): a whole PMD leaf changes in place, a partial one is
+  // split first.
+  auto huge = [&](PmdRef pmd, Vaddr from, Vaddr to) NO_THREAD_SAFETY_ANALYSIS {
+    // The walk holds the PMD lock.
+    if (to - from != kPmdSize) return HugeAction::kSplit;
+    change_huge_pmd(vma, pmd, newflags);
+    return HugeAction::kHandled;
+  };
+  walk_page_range(vma, vma.start(), vma.end(), huge, [&](PteTable& table, Vaddr from, Vaddr to)
                                                         NO_THREAD_SAFETY_ANALYSIS {
-    // walk_pte_tables holds table.ptl.
+    // walk_page_range holds table.ptl.
     for (Vaddr a = from; a < to; a = a + kPageSize) {
       Pte pte = table.get(a.pte_index());
       Pte changed = change_one_pte(world, pte, newflags);
@@ -56,15 +65,17 @@ void change_protection(Vma& vma, uint32_t newflags) {
   });
 }
 
-// Every byte of [start, end) is inside some Vma.
-bool range_fully_mapped(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock) {
+// Where the run of Vmas that starts at `start` ends: the first hole, or
+// `end`. do_mprotect_pkey() changes the Vmas up to there before it notices
+// the hole.
+Vaddr mapped_prefix_end(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock) {
   Vaddr addr = start;
   while (addr < end) {
     Vma* vma = mm.vma_lookup(addr);
-    if (!vma) return false;
+    if (!vma) return addr;
     addr = vma->end();
   }
-  return true;
+  return end;
 }
 
 }  // namespace
@@ -77,10 +88,12 @@ Status do_mprotect(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot) {
   if (size < len || addr.v > kUserMax || size > kUserMax - addr.v) return Err{Errno::kNoMem};
   Vaddr end = addr + size;
   WriteLock guard(mm.mmap_lock);
-  if (!range_fully_mapped(mm, addr, end)) return Err{Errno::kNoMem};
-  vma_split_range(mm, addr, end);
+  if (!mm.vma_lookup(addr)) return Err{Errno::kNoMem};
+  // Linux changes the Vmas up to the first hole, then reports it.
+  Vaddr done = mapped_prefix_end(mm, addr, end);
+  vma_split_range(mm, addr, done);
   std::vector<Vma*> vmas;
-  for (Vma* vma = mm.find_vma(addr); vma && vma->start() < end; vma = mm.find_vma(vma->end()))
+  for (Vma* vma = mm.find_vma(addr); vma && vma->start() < done; vma = mm.find_vma(vma->end()))
     vmas.push_back(vma);
   for (Vma* vma : vmas) {
     uint32_t newflags = (vma->flags() & ~kVmAccessFlags);
@@ -90,8 +103,9 @@ Status do_mprotect(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot) {
     vma->set_flags(newflags);
     change_protection(*vma, newflags);
   }
-  for (Vma* vma : vmas) vma = vma_merge_neighbours(mm, *vma);
-  return Ok();
+  // Merging frees Vmas, so walk by address rather than through `vmas`.
+  for (Vaddr cur = addr; cur < done;) cur = vma_merge_neighbours(mm, *mm.vma_lookup(cur))->end();
+  return done < end ? Status(Err{Errno::kNoMem}) : Ok();
 }
 
 }  // namespace hmmsim

@@ -43,6 +43,8 @@ enum PageFlag : uint32_t {
   kPgPartiallyMapped = 1u << 9, // PG_partially_mapped (deferred split)
   kPgSwapBacked = 1u << 10,     // PG_swapbacked (anon)
   kPgReserved = 1u << 11,       // PG_reserved: the shared zero page
+  kPgDeferredQueued = 1u << 12, // head is on the deferred split queue
+  kPgMaybeMappedShared = 1u << 13, // FOLIO_MM_IDS_SHARED_BIT (large folios)
 };
 
 struct Page {

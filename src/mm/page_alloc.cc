@@ -1,6 +1,7 @@
 #include "mm/page_alloc.h"
 
 #include "base/assert.h"
+#include "mm/deferred_split.h"
 #include "mm/folio.h"
 
 namespace hmmsim {
@@ -150,16 +151,20 @@ uint64_t BuddyAllocator::nr_free_blocks(Order order) const {
   return nr_free_[order.v];
 }
 
-PhysMem::PhysMem(uint64_t sysmem_bytes, Scheduler& sched) : sched_(&sched) {
+PhysMem::PhysMem(uint64_t sysmem_bytes, Scheduler& sched, VmStat& stats) : sched_(&sched) {
   uint64_t nr = sysmem_bytes / kPageSize;
   HMM_ASSERT(nr >= 2 * kHPageNr, "system memory too small: {} bytes", sysmem_bytes);
   ranges_.push_back(std::make_unique<MemRange>(MemKind::kSystem, Pfn{0}, nr, sched));
   buddy_ = std::make_unique<BuddyAllocator>(*ranges_.front(), sched);
   ranges_.front()->set_owner(buddy_.get());
+  deferred_split_ = std::make_unique<DeferredSplitQueue>(*ranges_.front(), sched, stats);
+  ranges_.front()->set_deferred_split(deferred_split_.get());
   // The shared zero page: the last frame, so low memory stays buddy-aligned.
   zero_pfn_ = Pfn{nr - 1};
   buddy_->reserve(zero_pfn_);
 }
+
+PhysMem::~PhysMem() = default;
 
 MemRange& PhysMem::add_range(MemKind kind, uint64_t nr_pages) {
   Pfn base = ranges_.back()->end();

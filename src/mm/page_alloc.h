@@ -25,6 +25,8 @@
 
 namespace hmmsim {
 
+class DeferredSplitQueue;
+class VmStat;
 class Folio;
 
 enum class MemKind : uint8_t {
@@ -55,6 +57,10 @@ class MemRange {
   Scheduler& sched() const { return *sched_; }
   FolioOwner* owner() const { return owner_; }
   void set_owner(FolioOwner* owner) { owner_ = owner; }
+  // The deferred split queue of this range's node; nullptr where folios
+  // are never queued (device memory).
+  DeferredSplitQueue* deferred_split() const { return deferred_split_; }
+  void set_deferred_split(DeferredSplitQueue* q) { deferred_split_ = q; }
 
  private:
   MemKind kind_;
@@ -63,6 +69,7 @@ class MemRange {
   std::unique_ptr<Page[]> pages_;
   Scheduler* sched_;
   FolioOwner* owner_ = nullptr;
+  DeferredSplitQueue* deferred_split_ = nullptr;
 };
 
 // A binary buddy allocator over one MemRange (one zone's free_area[]).
@@ -100,9 +107,12 @@ class BuddyAllocator final : public FolioOwner {
 // All physical memory of a world: ranges by pfn.
 class PhysMem {
  public:
-  PhysMem(uint64_t sysmem_bytes, Scheduler& sched);
+  PhysMem(uint64_t sysmem_bytes, Scheduler& sched, VmStat& stats);
+  ~PhysMem();
 
   BuddyAllocator& buddy() { return *buddy_; }
+  // The system node's deferred split queue (pgdat->deferred_split_queue).
+  DeferredSplitQueue& deferred_split() { return *deferred_split_; }
   MemRange& system() { return *ranges_.front(); }
   // Adds a range of `nr_pages` frames after every existing range.
   MemRange& add_range(MemKind kind, uint64_t nr_pages);
@@ -117,6 +127,7 @@ class PhysMem {
   Scheduler* sched_;
   std::vector<std::unique_ptr<MemRange>> ranges_;
   std::unique_ptr<BuddyAllocator> buddy_;
+  std::unique_ptr<DeferredSplitQueue> deferred_split_;
   Pfn zero_pfn_;
 };
 

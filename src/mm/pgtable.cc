@@ -95,6 +95,12 @@ Pmd Pmd::with_write(bool write) const {
   return p;
 }
 
+bool Pmd::operator==(const Pmd& o) const {
+  return kind_ == o.kind_ && pfn_ == o.pfn_ && bits_.write == o.bits_.write &&
+         bits_.dirty == o.bits_.dirty && bits_.young == o.bits_.young &&
+         bits_.soft_dirty == o.bits_.soft_dirty && mkind_ == o.mkind_;
+}
+
 std::string Pmd::describe() const {
   switch (kind_) {
     case PmdKind::kNone: return "none";

@@ -136,6 +136,7 @@ class Pmd : public Leaf {
 
   Pmd with_write(bool write) const;
   std::string describe() const;
+  bool operator==(const Pmd& o) const;
 
  private:
   explicit Pmd(PmdKind kind) : kind_(kind) {}

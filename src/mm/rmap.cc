@@ -1,6 +1,8 @@
 #include "mm/rmap.h"
 
 #include "base/assert.h"
+#include "mm/deferred_split.h"
+#include "mm/vmstat.h"
 #include "mm/mm_struct.h"
 #include "mm/world.h"
 
@@ -37,13 +39,26 @@ void put_anon_vma(World& world, AnonVma* av) {
 }
 
 void anon_vma_prepare(World& world, Vma& vma) {
-  if (vma.anon_vma()) return;
+  MmStruct& mm = vma.mm();
+  {
+    MutexLock guard(mm.page_table_lock);
+    if (vma.anon_vma()) return;
+  }
   AnonVma* av = world.anon_vma_alloc();
+  bool used = false;
   anon_vma_lock_write(av);
-  anon_vma_link(av, vma);
-  vma.set_anon_vma(av);
-  av->num_active_vmas++;
+  {
+    // Racing faults of one mm agree under page_table_lock.
+    MutexLock guard(mm.page_table_lock);
+    if (!vma.anon_vma()) {
+      anon_vma_link(av, vma);
+      vma.set_anon_vma(av);
+      av->num_active_vmas++;
+      used = true;
+    }
+  }
   anon_vma_unlock_write(av);
+  if (!used) put_anon_vma(world, av);
 }
 
 void anon_vma_clone(Vma& dst, const Vma& src) {
@@ -133,6 +148,66 @@ void check_anon_rmap(Folio folio, Vma& vma, Vaddr addr) {
              folio.head().index, addr.v, idx);
 }
 
+uint32_t mm_id_of(const Vma& vma) { return static_cast<uint32_t>(vma.mm().pid()); }
+
+// folio_add_large_mapcount(): the large mapcount and the per-MM slots that
+// tell whether more than one address space maps the folio.
+void folio_add_large_mapcount(Folio folio, int32_t diff, const Vma& vma) {
+  int32_t now = folio.head().large_mapcount.fetch_add(diff) + diff;
+  uint32_t id = mm_id_of(vma);
+  for (int i = 0; i < 2; i++) {
+    MmIdSlot slot = folio_mm_id_slot(folio, i);
+    if (slot.id == id) {
+      folio_set_mm_id_slot(folio, i, MmIdSlot{id, slot.mapcount + diff});
+      return;
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    if (folio_mm_id_slot(folio, i).id != 0) continue;
+    folio_set_mm_id_slot(folio, i, MmIdSlot{id, diff - 1});
+    // Slot 1 is taken only when slot 0 has mappings of another mm; a
+    // newly used slot 0 may find mappings nobody could track.
+    if (i == 1 || now != diff - 1) folio.head().set(kPgMaybeMappedShared);
+    return;
+  }
+}
+
+// folio_sub_large_mapcount()
+void folio_sub_large_mapcount(Folio folio, int32_t diff, const Vma& vma) {
+  int32_t now = folio.head().large_mapcount.fetch_sub(diff) - diff;
+  HMM_ASSERT(now >= -1, "negative large mapcount on {:#x}", folio.pfn().v);
+  uint32_t id = mm_id_of(vma);
+  for (int i = 0; i < 2; i++) {
+    MmIdSlot slot = folio_mm_id_slot(folio, i);
+    if (slot.id != id) continue;
+    slot.mapcount -= diff;
+    // Mappings added while no slot was free may make this go negative.
+    if (slot.mapcount < 0) slot = MmIdSlot{0, -1};
+    folio_set_mm_id_slot(folio, i, slot);
+    break;
+  }
+  // One slot owning every mapping means the folio is exclusive again.
+  if (folio_mm_id_slot(folio, 0).mapcount == now || folio_mm_id_slot(folio, 1).mapcount == now)
+    folio.head().clear(kPgMaybeMappedShared);
+}
+
+// The per-page part of adding PTE mappings; returns pages newly mapped.
+int32_t add_page_mapcounts(Folio folio, uint64_t first, uint32_t nr) {
+  int32_t newly_mapped = 0;
+  for (uint64_t i = first; i < first + nr; i++) {
+    if (folio.page(i).mapcount.fetch_add(1) == -1) newly_mapped++;
+  }
+  return newly_mapped;
+}
+
+// deferred_split_folio() from __folio_remove_rmap(): an anon folio that is
+// now partially mapped goes on the queue (device-private ones never do).
+void queue_if_partially_mapped(Folio folio, bool partially_mapped) {
+  if (!partially_mapped || !folio_test_anon(folio) || folio.test(kPgPartiallyMapped)) return;
+  DeferredSplitQueue* queue = folio.range().deferred_split();
+  if (queue) queue->add(folio, true);
+}
+
 }  // namespace
 
 void folio_add_new_anon_rmap(Folio folio, Vma& vma, Vaddr addr, RmapFlags flags) {
@@ -145,9 +220,9 @@ void folio_add_new_anon_rmap(Folio folio, Vma& vma, Vaddr addr, RmapFlags flags)
   }
   HMM_ASSERT(folio.order().v == kHPageOrder, "only PMD-order large folios exist");
   HMM_ASSERT(flags == RmapFlags::kExclusive, "new PMD folio must be exclusive");
-  folio.head().large_mapcount.store(0);
   folio.head().entire_mapcount.store(0);
   folio.head().nr_pages_mapped.store(kEntirelyMapped);
+  folio_add_large_mapcount(folio, 1, vma);
   folio.head().set(kPgAnonExclusive);
 }
 
@@ -155,26 +230,21 @@ void folio_add_anon_rmap_ptes(Folio folio, uint64_t first, uint32_t nr, Vma& vma
                               RmapFlags flags) {
   check_anon_rmap(folio, vma, addr);
   HMM_ASSERT(first + nr <= folio.nr_pages(), "rmap range outside folio");
-  int32_t newly_mapped = 0;
-  for (uint64_t i = first; i < first + nr; i++) {
-    Page& page = folio.page(i);
-    if (page.mapcount.fetch_add(1) == -1) newly_mapped++;
-    set_exclusive(page, flags);
-  }
-  if (folio.is_large()) {
-    folio.head().nr_pages_mapped.fetch_add(newly_mapped);
-    folio.head().large_mapcount.fetch_add(static_cast<int32_t>(nr));
-    HMM_ASSERT(!(folio_entire_mapcount(folio) > 1 && PageAnonExclusive(folio.page(first))),
-               "exclusive page in a folio mapped by several PMDs");
-  }
+  int32_t newly_mapped = add_page_mapcounts(folio, first, nr);
+  for (uint64_t i = first; i < first + nr; i++) set_exclusive(folio.page(i), flags);
+  if (!folio.is_large()) return;
+  folio.head().nr_pages_mapped.fetch_add(newly_mapped);
+  folio_add_large_mapcount(folio, static_cast<int32_t>(nr), vma);
+  HMM_ASSERT(!(folio_entire_mapcount(folio) > 1 && PageAnonExclusive(folio.page(first))),
+             "exclusive page in a folio mapped by several PMDs");
 }
 
 void folio_add_anon_rmap_pmd(Folio folio, Vma& vma, Vaddr addr, RmapFlags flags) {
   check_anon_rmap(folio, vma, addr);
   HMM_ASSERT(folio.order().v == kHPageOrder, "PMD rmap on order {} folio", folio.order().v);
-  folio.head().large_mapcount.fetch_add(1);
   if (folio.head().entire_mapcount.fetch_add(1) == -1)
     folio.head().nr_pages_mapped.fetch_add(kEntirelyMapped);
+  folio_add_large_mapcount(folio, 1, vma);
   set_exclusive(folio.head(), flags);
   HMM_ASSERT(!(folio_entire_mapcount(folio) > 1 && PageAnonExclusive(folio.head())),
              "exclusive folio {:#x} mapped by {} PMDs", folio.pfn().v,
@@ -182,7 +252,6 @@ void folio_add_anon_rmap_pmd(Folio folio, Vma& vma, Vaddr addr, RmapFlags flags)
 }
 
 void folio_remove_rmap_ptes(Folio folio, uint64_t first, uint32_t nr, Vma& vma) {
-  (void)vma;
   HMM_ASSERT(first + nr <= folio.nr_pages(), "rmap range outside folio");
   int32_t unmapped = 0;
   for (uint64_t i = first; i < first + nr; i++) {
@@ -190,38 +259,40 @@ void folio_remove_rmap_ptes(Folio folio, uint64_t first, uint32_t nr, Vma& vma) 
     HMM_ASSERT(old >= 0, "negative mapcount on page {:#x}", folio.page(i).pfn);
     if (old == 0) unmapped++;
   }
-  if (folio.is_large()) {
-    folio.head().nr_pages_mapped.fetch_sub(unmapped);
-    int32_t old = folio.head().large_mapcount.fetch_sub(static_cast<int32_t>(nr));
-    HMM_ASSERT(old - static_cast<int32_t>(nr) >= -1, "negative large mapcount on {:#x}",
-               folio.pfn().v);
-  }
+  if (!folio.is_large()) return;
+  folio_sub_large_mapcount(folio, static_cast<int32_t>(nr), vma);
+  int32_t mapped = folio.head().nr_pages_mapped.fetch_sub(unmapped) - unmapped;
+  // Pages that became unmapped while no PMD maps the folio, with others
+  // still mapped: partially mapped.
+  bool counted = mapped < kEntirelyMapped;
+  queue_if_partially_mapped(folio, counted && unmapped > 0 && mapped > 0);
 }
 
 void folio_remove_rmap_pmd(Folio folio, Vma& vma) {
-  (void)vma;
   HMM_ASSERT(folio.order().v == kHPageOrder, "PMD rmap on order {} folio", folio.order().v);
-  folio.head().large_mapcount.fetch_sub(1);
+  folio_sub_large_mapcount(folio, 1, vma);
   int32_t old = folio.head().entire_mapcount.fetch_sub(1);
   HMM_ASSERT(old >= 0, "negative entire mapcount on {:#x}", folio.pfn().v);
-  if (old == 0) folio.head().nr_pages_mapped.fetch_sub(kEntirelyMapped);
+  if (old != 0) return;
+  int32_t mapped = folio.head().nr_pages_mapped.fetch_sub(kEntirelyMapped) - kEntirelyMapped;
+  int32_t now_unmapped = static_cast<int32_t>(folio.nr_pages()) - mapped;
+  queue_if_partially_mapped(folio, now_unmapped > 0 && now_unmapped < int32_t(folio.nr_pages()));
 }
 
-Status folio_try_dup_anon_rmap_ptes(Folio folio, uint64_t first, uint32_t nr) {
-  for (uint64_t i = first; i < first + nr; i++) {
-    Page& page = folio.page(i);
-    page.clear(kPgAnonExclusive);
-    if (page.mapcount.fetch_add(1) == -1 && folio.is_large())
-      folio.head().nr_pages_mapped.fetch_add(1);
+Status folio_try_dup_anon_rmap_ptes(Folio folio, uint64_t first, uint32_t nr, Vma& dst_vma) {
+  for (uint64_t i = first; i < first + nr; i++) folio.page(i).clear(kPgAnonExclusive);
+  int32_t newly_mapped = add_page_mapcounts(folio, first, nr);
+  if (folio.is_large()) {
+    folio.head().nr_pages_mapped.fetch_add(newly_mapped);
+    folio_add_large_mapcount(folio, static_cast<int32_t>(nr), dst_vma);
   }
-  if (folio.is_large()) folio.head().large_mapcount.fetch_add(static_cast<int32_t>(nr));
   return Ok();
 }
 
-Status folio_try_dup_anon_rmap_pmd(Folio folio) {
+Status folio_try_dup_anon_rmap_pmd(Folio folio, Vma& dst_vma) {
   folio.head().clear(kPgAnonExclusive);
   folio.head().entire_mapcount.fetch_add(1);
-  folio.head().large_mapcount.fetch_add(1);
+  folio_add_large_mapcount(folio, 1, dst_vma);
   return Ok();
 }
 
@@ -279,6 +350,11 @@ void rmap_walk(Folio folio, const RmapOne& rmap_one, RmapLocked locked) {
 
 // ---------------------------------------------------------------------------
 // page_vma_mapped_walk
+//
+// The walk hands its caller a locked entry between next() calls, which
+// clang's analysis cannot follow; the lock and unlock pair up in
+// unlock_current() and step_pmd()/next(), and every accessor asserts the
+// lock is held.
 
 PageVmaMappedWalk::PageVmaMappedWalk(Folio folio, Vma& vma, Vaddr addr, PvmwFlags flags)
     : folio_(folio), vma_(vma), flags_(flags) {
@@ -290,13 +366,29 @@ PageVmaMappedWalk::PageVmaMappedWalk(Folio folio, Vma& vma, Vaddr addr, PvmwFlag
 PageVmaMappedWalk::~PageVmaMappedWalk() { unlock_current(); }
 
 void PageVmaMappedWalk::unlock_current() NO_THREAD_SAFETY_ANALYSIS {
-  // The walk hands its caller a locked entry between next() calls, which the
-  // analysis cannot follow; lock and unlock pair up here and in next().
   if (pte_table_) pte_table_->ptl.unlock();
+  if (pmd_table_) pmd_table_->ptl.unlock();
   pte_table_ = nullptr;
+  pmd_table_ = nullptr;
 }
 
 void PageVmaMappedWalk::done() { unlock_current(); }
+
+void PageVmaMappedWalk::restart() {
+  unlock_current();
+  started_ = false;
+}
+
+PmdRef PageVmaMappedWalk::pmd_ref() const {
+  HMM_ASSERT(pmd_table_ && pmd_table_->ptl.is_locked(), "pvmw is not at a PMD");
+  return PmdRef{pmd_table_, address_.pmd_index(), address_.pmd_down()};
+}
+
+Pmd PageVmaMappedWalk::pmd() const NO_THREAD_SAFETY_ANALYSIS { return pmd_ref().slot().entry; }
+
+void PageVmaMappedWalk::set_pmd(Pmd pmd) NO_THREAD_SAFETY_ANALYSIS {
+  pmd_ref().slot().entry = pmd;
+}
 
 Pte PageVmaMappedWalk::pte() const NO_THREAD_SAFETY_ANALYSIS {
   HMM_ASSERT(pte_table_ && pte_table_->ptl.is_locked(), "pvmw has no current pte");
@@ -308,7 +400,10 @@ void PageVmaMappedWalk::set_pte(Pte pte) NO_THREAD_SAFETY_ANALYSIS {
   pte_table_->set(address_.pte_index(), pte);
 }
 
-uint64_t PageVmaMappedWalk::subpage() const { return pte().pfn() - folio_.pfn(); }
+uint64_t PageVmaMappedWalk::subpage() const {
+  if (pmd_level()) return 0;
+  return pte().pfn() - folio_.pfn();
+}
 
 bool PageVmaMappedWalk::check_pte(const Pte& pte) const {
   if (flags_ == PvmwFlags::kMigration) {
@@ -317,37 +412,51 @@ bool PageVmaMappedWalk::check_pte(const Pte& pte) const {
   return pte.maps_folio() && folio_.contains(pte.pfn());
 }
 
+// check_pmd(): a PMD leaf is a hit only if it names this folio's head.
+bool PageVmaMappedWalk::check_pmd(const Pmd& pmd) const {
+  if (!pmd.has_pfn() || pmd.pfn() != folio_.pfn()) return false;
+  if (flags_ == PvmwFlags::kMigration) return pmd.kind() == PmdKind::kMigration;
+  return pmd.maps_folio();
+}
+
+PageVmaMappedWalk::PmdStep PageVmaMappedWalk::step_pmd(PteTable** table)
+    NO_THREAD_SAFETY_ANALYSIS {
+  PmdTable* pmdt = vma_.mm().pmd_table(address_, MmStruct::Alloc::kNo);
+  if (!pmdt) return PmdStep::kSkip;
+  pmdt->ptl.lock();
+  const PmdSlot& slot = pmdt->slot(address_.pmd_index());
+  if (slot.entry.is_huge() && address_.pmd_aligned() && check_pmd(slot.entry)) {
+    pmd_table_ = pmdt;  // keep the PMD lock for the caller
+    return PmdStep::kHit;
+  }
+  *table = slot.entry.is_table() ? slot.table.get() : nullptr;
+  pmdt->ptl.unlock();
+  return *table ? PmdStep::kTable : PmdStep::kSkip;
+}
+
 bool PageVmaMappedWalk::next() NO_THREAD_SAFETY_ANALYSIS {
-  // See unlock_current(): the ptl is held across calls.
   if (started_) {
-    address_ = address_ + kPageSize;
+    address_ = pmd_table_ ? address_.pmd_down() + kPmdSize : address_ + kPageSize;
+    if (pmd_table_) unlock_current();
   }
   started_ = true;
-  MmStruct& mm = vma_.mm();
   while (address_ < end_) {
-    PmdTable* pmdt = mm.pmd_table(address_, MmStruct::Alloc::kNo);
-    if (!pmdt) {
-      unlock_current();
-      address_ = Vaddr{(address_.v | (kPudSize - 1)) + 1};
-      continue;
-    }
     PteTable* table = nullptr;
-    {
-      MutexLock guard(pmdt->ptl);
-      PmdSlot& slot = pmdt->slot(address_.pmd_index());
-      if (slot.entry.is_table()) table = slot.table.get();
+    if (pte_table_ == nullptr || address_.pte_index() == 0) {
+      if (pte_table_) unlock_current();
+      switch (step_pmd(&table)) {
+        case PmdStep::kHit:
+          return true;
+        case PmdStep::kSkip:
+          address_ = address_.pmd_down() + kPmdSize;
+          continue;
+        case PmdStep::kTable:
+          table->ptl.lock();
+          pte_table_ = table;
+          break;
+      }
     }
-    if (!table) {
-      unlock_current();
-      address_ = address_.pmd_down() + kPmdSize;
-      continue;
-    }
-    if (table != pte_table_) {
-      unlock_current();
-      table->ptl.lock();
-      pte_table_ = table;
-    }
-    if (check_pte(table->get(address_.pte_index()))) return true;
+    if (check_pte(pte_table_->get(address_.pte_index()))) return true;
     address_ = address_ + kPageSize;
   }
   unlock_current();

@@ -31,6 +31,7 @@
 #include "base/thread_annotations.h"
 #include "base/types.h"
 #include "mm/folio.h"
+#include "mm/huge_memory.h"
 #include "mm/pgtable.h"
 #include "mm/vma.h"
 #include "sync/lock.h"
@@ -82,8 +83,8 @@ void folio_remove_rmap_pmd(Folio folio, Vma& vma);
 // folio_try_dup_anon_rmap_ptes(): fork's duplication of PTE mappings; clears
 // PageAnonExclusive. Fails with -EBUSY only for a possibly pinned exclusive
 // page (the model has no GUP pins yet, so it always succeeds).
-Status folio_try_dup_anon_rmap_ptes(Folio folio, uint64_t first, uint32_t nr);
-Status folio_try_dup_anon_rmap_pmd(Folio folio);
+Status folio_try_dup_anon_rmap_ptes(Folio folio, uint64_t first, uint32_t nr, Vma& dst_vma);
+Status folio_try_dup_anon_rmap_pmd(Folio folio, Vma& dst_vma);
 // folio_try_share_anon_rmap_pte(): clear PageAnonExclusive before a
 // non-writable migration entry is installed.
 Status folio_try_share_anon_rmap_pte(Folio folio, uint64_t idx);
@@ -100,8 +101,10 @@ enum class RmapLocked : bool { kNo, kYes };
 // rmap_walk(): the caller holds the folio lock.
 void rmap_walk(Folio folio, const RmapOne& rmap_one, RmapLocked locked);
 
-// page_vma_mapped_walk(): iterates the entries in `vma` that map `folio`,
-// each returned with its page-table lock held.
+// page_vma_mapped_walk(): iterates the entries in `vma` that map `folio`
+// (or, with kMigration, the migration entries that name it), each returned
+// with its page-table lock held: a PMD leaf with its PMD lock, a PTE with
+// its PTE table's lock.
 enum class PvmwFlags : uint8_t { kNone = 0, kMigration = 1 };
 
 class PageVmaMappedWalk {
@@ -113,20 +116,31 @@ class PageVmaMappedWalk {
 
   // Advances to the next mapping; false when done (no lock held then).
   bool next();
+  Vma& vma() const { return vma_; }
   Vaddr address() const { return address_; }
+  // The current entry is a PMD leaf (else a PTE).
+  bool pmd_level() const { return pmd_table_ != nullptr; }
+  PmdRef pmd_ref() const;
+  Pmd pmd() const;
+  void set_pmd(Pmd pmd);
   // The current PTE, read and written under the ptl the walk holds.
   Pte pte() const;
   void set_pte(Pte pte);
-  // The current PMD leaf when the folio is mapped by a PMD (later issues).
-  PmdTable* pmd_table() const { return pmd_leaf_table_; }
   // The page of the folio the current entry maps.
   uint64_t subpage() const;
   // Stops early, releasing the lock held on the current entry.
   void done();
+  // page_vma_mapped_walk_restart(): drop the lock and look at the current
+  // address again on the next call (after the entry was split in place).
+  void restart();
 
  private:
   bool check_pte(const Pte& pte) const;
+  bool check_pmd(const Pmd& pmd) const;
   void unlock_current();
+  // Looks at the PMD of address_: true if it is a matching leaf (locked).
+  enum class PmdStep : uint8_t { kHit, kTable, kSkip };
+  PmdStep step_pmd(PteTable** table);
 
   Folio folio_;
   Vma& vma_;
@@ -135,7 +149,7 @@ class PageVmaMappedWalk {
   Vaddr end_;
   bool started_ = false;
   PteTable* pte_table_ = nullptr;
-  PmdTable* pmd_leaf_table_ = nullptr;
+  PmdTable* pmd_table_ = nullptr;
 };
 
 }  // namespace hmmsim

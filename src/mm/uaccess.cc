@@ -16,11 +16,43 @@
 namespace hmmsim {
 namespace {
 
-enum class AccessDone : bool { kNo, kYes };
+enum class AccessDone : uint8_t { kNo, kYes, kNotHuge };
+
+// The access through a PMD leaf, under the PMD lock; kNotHuge when the PMD
+// holds a table (or nothing).
+AccessDone try_huge_access(MmStruct& mm, Vaddr addr, std::byte* buf, uint64_t len,
+                           uint32_t flags) {
+  PmdTable* pmdt = mm.pmd_table(addr, MmStruct::Alloc::kNo);
+  if (!pmdt) return AccessDone::kNo;
+  MutexLock guard(pmdt->ptl);
+  PmdSlot& slot = pmdt->slot(addr.pmd_index());
+  if (!slot.entry.is_huge()) return slot.entry.is_table() ? AccessDone::kNotHuge : AccessDone::kNo;
+  bool write = flags & kFaultWrite;
+  Pmd pmd = slot.entry;
+  if (pmd.kind() == PmdKind::kHugeZero && !write) {
+    std::memset(buf, 0, len);
+    return AccessDone::kYes;
+  }
+  if (pmd.kind() != PmdKind::kPresent || (write && !pmd.write())) return AccessDone::kNo;
+  Page& page = mm.world().mem().page(pmd.pfn() + ((addr.v & (kPmdSize - 1)) >> kPageShift));
+  uint64_t off = addr.v & (kPageSize - 1);
+  EntryBits bits = pmd.bits();
+  bits.young = true;
+  if (write) {
+    page_write(page, off, buf, len);
+    bits.dirty = true;
+  } else {
+    page_read(page, off, buf, len);
+  }
+  slot.entry = Pmd::present(pmd.pfn(), bits);
+  return AccessDone::kYes;
+}
 
 // Tries the access through the existing translation; kNo means it faulted.
 AccessDone try_translated_access(MmStruct& mm, Vaddr addr, std::byte* buf, uint64_t len,
                                  uint32_t flags) {
+  AccessDone huge = try_huge_access(mm, addr, buf, len, flags);
+  if (huge != AccessDone::kNotHuge) return huge;
   PteTable* table = pte_table_lookup(mm, addr, MmStruct::Alloc::kNo);
   if (!table) return AccessDone::kNo;
   MutexLock guard(table->ptl);
@@ -60,6 +92,8 @@ Status access_page(MmStruct& mm, Vaddr addr, std::byte* buf, uint64_t len, uint3
       case VmFault::kSigbus:
       case VmFault::kSigsegv:
         return Err{Errno::kFault};
+      case VmFault::kFallback:
+        HMM_BUG("handle_mm_fault returned an internal fallback at {:#x}", addr.v);
     }
   }
 }

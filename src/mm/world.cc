@@ -8,7 +8,7 @@ namespace hmmsim {
 
 World::World(const Config& config)
     : config_(config), sched_(std::make_unique<NativeScheduler>()),
-      mem_(config.sysmem_bytes, *sched_), rng_(config.seed), mms_lock_(*sched_),
+      mem_(config.sysmem_bytes, *sched_, stats_), rng_(config.seed), mms_lock_(*sched_),
       anon_vmas_lock_(*sched_) {}
 
 World::~World() {

@@ -17,7 +17,9 @@
 #include "base/rng.h"
 #include "base/thread_annotations.h"
 #include "base/types.h"
+#include "mm/fault_point.h"
 #include "mm/page_alloc.h"
+#include "mm/vmstat.h"
 #include "sync/lock.h"
 #include "sync/scheduler.h"
 
@@ -26,9 +28,13 @@ namespace hmmsim {
 class AnonVma;
 class MmStruct;
 
+// Transparent hugepage policy (/sys/kernel/mm/transparent_hugepage/enabled).
+enum class ThpPolicy : uint8_t { kAlways, kMadvise, kNever };
+
 struct Config {
   uint64_t sysmem_bytes = uint64_t{1} << 30;
   uint64_t seed = 1;
+  ThpPolicy thp = ThpPolicy::kMadvise;
 };
 
 class World {
@@ -42,6 +48,8 @@ class World {
   Scheduler& sched() { return *sched_; }
   PhysMem& mem() { return mem_; }
   Rng& rng() { return rng_; }
+  VmStat& stats() { return stats_; }
+  FaultPoints& fault_points() { return fault_points_; }
 
   // A new process with an empty address space.
   MmStruct& create_mm() EXCLUDES(mms_lock_);
@@ -60,6 +68,8 @@ class World {
  private:
   Config config_;
   std::unique_ptr<Scheduler> sched_;
+  VmStat stats_;
+  FaultPoints fault_points_;
   PhysMem mem_;
   Rng rng_;
   Mutex mms_lock_;

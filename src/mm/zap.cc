@@ -1,40 +1,12 @@
 // Unmapping and page-table teardown (Linux mm/memory.c: zap_pte_range,
 // unmap_page_range; mm/memory.c free_pgtables).
 #include "base/assert.h"
+#include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
 namespace hmmsim {
-namespace {
-
-// The start of the next PUD range after `addr`, capped at `end`.
-Vaddr next_pud_boundary(Vaddr addr, Vaddr end) {
-  Vaddr next{(addr.v & ~(kPudSize - 1)) + kPudSize};
-  return next > end ? end : next;
-}
-
-}  // namespace
-
-void walk_pte_tables(MmStruct& mm, Vaddr start, Vaddr end,
-                     const std::function<void(PteTable&, Vaddr, Vaddr)>& fn) {
-  Vaddr addr = start;
-  while (addr < end) {
-    if (!mm.pmd_table(addr, MmStruct::Alloc::kNo)) {
-      addr = next_pud_boundary(addr, end);
-      continue;
-    }
-    Vaddr next = addr.pmd_down() + kPmdSize;
-    if (next > end || next < addr) next = end;
-    PteTable* table = pte_table_lookup(mm, addr, MmStruct::Alloc::kNo);
-    if (table) {
-      MutexLock guard(table->ptl);
-      fn(*table, addr, next);
-    }
-    addr = next;
-  }
-}
-
 namespace {
 
 // zap_present_pte / zap_nonpresent_ptes for one entry.
@@ -68,9 +40,16 @@ void zap_page_range(Vma& vma, Vaddr start, Vaddr end) {
              "zap [{:#x}, {:#x}) outside Vma [{:#x}, {:#x})", start.v, end.v, vma.start().v,
              vma.end().v);
   World& world = vma.mm().world();
-  walk_pte_tables(vma.mm(), start, end, [&](PteTable& table, Vaddr from, Vaddr to)
+  // zap_pmd_range(): a whole PMD leaf goes at once, a partial one is split.
+  auto huge = [&](PmdRef pmd, Vaddr from, Vaddr to) NO_THREAD_SAFETY_ANALYSIS {
+    // The walk holds the PMD lock.
+    if (to - from != kPmdSize) return HugeAction::kSplit;
+    zap_huge_pmd(vma, pmd);
+    return HugeAction::kHandled;
+  };
+  walk_page_range(vma, start, end, huge, [&](PteTable& table, Vaddr from, Vaddr to)
                                             NO_THREAD_SAFETY_ANALYSIS {
-    // walk_pte_tables holds table.ptl.
+    // walk_page_range holds table.ptl.
     for (Vaddr a = from; a < to; a = a + kPageSize) {
       Pte pte = table.get(a.pte_index());
       if (pte.is_none()) continue;
@@ -79,6 +58,16 @@ void zap_page_range(Vma& vma, Vaddr start, Vaddr end) {
     }
   });
 }
+
+namespace {
+
+// The start of the next PUD range after `addr`, capped at `end`.
+Vaddr next_pud_boundary(Vaddr addr, Vaddr end) {
+  Vaddr next{(addr.v & ~(kPudSize - 1)) + kPudSize};
+  return next > end ? end : next;
+}
+
+}  // namespace
 
 void free_pgtables(MmStruct& mm, Vaddr start, Vaddr end) {
   for (Vaddr pmd = start.pmd_down(); pmd < end; pmd = pmd + kPmdSize) {
