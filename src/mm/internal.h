@@ -34,6 +34,14 @@ Vma* split_vma(MmStruct& mm, Vma& vma, Vaddr addr) REQUIRES(mm.mmap_lock);
 // vma_merge: merges `vma` with its neighbours where Linux would; returns the
 // Vma that now covers `vma`'s range.
 Vma* vma_merge_neighbours(MmStruct& mm, Vma& vma) REQUIRES(mm.mmap_lock);
+// get_unmapped_area(): the highest free gap below the mmap base that fits
+// `len` at `align` (raised to the PMD size for PMD-multiple lengths); 0
+// when there is none.
+Vaddr get_unmapped_area(MmStruct& mm, uint64_t len, uint64_t align) REQUIRES(mm.mmap_lock);
+// do_vmi_munmap() with mmap_lock held for write: split at the edges, zap,
+// unlink and free the Vmas and page tables of [start, end).
+void unmap_range_locked(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock);
+
 // Splits Vmas so that `start` and `end` fall on Vma boundaries.
 void vma_split_range(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock);
 
@@ -56,6 +64,14 @@ void walk_page_range(Vma& vma, Vaddr start, Vaddr end, const HugePmdFn& huge,
 // folio, racing faults agreeing on one (the check is repeated under
 // mm->page_table_lock inside the anon_vma lock, as Linux does).
 void vma_anon_prepare(Vma& vma);
+
+// madvise_free_single_vma() over [start, end) of `vma`: exclusive pages
+// become clean, old and lazily freeable; a THP only partly in the range is
+// split first. The caller holds mmap_lock for read.
+void madvise_free_range(Vma& vma, Vaddr start, Vaddr end);
+
+// madvise_collapse(): MADV_COLLAPSE over [start, end) (khugepaged.cc).
+Status madvise_collapse(MmStruct& mm, Vaddr start, Vaddr end);
 
 // migration_entry_wait(): wait until the folio behind a migration entry is
 // unlocked (its migration has finished or failed).

@@ -38,33 +38,56 @@ bool for_each_vma_piece(MmStruct& mm, Vaddr start, Vaddr end, Fn fn)
   return hole;
 }
 
+// Linux applies an advice to the mapped parts and then reports a hole.
+Status hole_status(bool hole) { return hole ? Status(Err{Errno::kNoMem}) : Ok(); }
+
+Status madvise_update_range(MmStruct& mm, Vaddr addr, Vaddr end, Advice advice) {
+  WriteLock guard(mm.mmap_lock);
+  uint32_t set = advice == Advice::kHugePage ? kVmHugepage : kVmNoHugepage;
+  uint32_t clear = advice == Advice::kHugePage ? kVmNoHugepage : kVmHugepage;
+  bool hole = for_each_vma_piece(mm, addr, end, [&](Vma& vma, Vaddr from, Vaddr to)
+                                                    NO_THREAD_SAFETY_ANALYSIS {
+    // The write lock is held by `guard` in the enclosing scope.
+    madvise_update_flags(mm, vma, from, to, set, clear);
+  });
+  return hole_status(hole);
+}
+
+Status madvise_zap_or_free(MmStruct& mm, Vaddr addr, Vaddr end, Advice advice) {
+  // MADV_DONTNEED and MADV_FREE change entries only: mmap_lock for read.
+  ReadLock guard(mm.mmap_lock);
+  bool hole = for_each_vma_piece(mm, addr, end, [&](Vma& vma, Vaddr from, Vaddr to) {
+    if (advice == Advice::kDontNeed) {
+      zap_page_range(vma, from, to);
+    } else {
+      madvise_free_range(vma, from, to);
+    }
+  });
+  return hole_status(hole);
+}
+
 }  // namespace
 
 Status do_madvise(MmStruct& mm, Vaddr addr, uint64_t len, Advice advice) {
   if (!addr.page_aligned()) return Err{Errno::kInval};
   uint64_t size = page_align_up(len);
-  if (size < len || addr.v > kUserMax || size > kUserMax - addr.v) return Err{Errno::kInval};
+  // is_valid_madvise(): only a length that overflows when rounded up, or a
+  // range that wraps, is invalid; a range above the address space is just
+  // unmapped (-ENOMEM below).
+  if (size < len || addr.v + size < addr.v) return Err{Errno::kInval};
   if (size == 0) return Ok();
   Vaddr end = addr + size;
-  bool hole = false;
-  if (advice == Advice::kDontNeed) {
-    // MADV_DONTNEED only zaps entries: mmap_lock for read, like Linux.
-    ReadLock guard(mm.mmap_lock);
-    hole = for_each_vma_piece(mm, addr, end, [](Vma& vma, Vaddr from, Vaddr to) {
-      zap_page_range(vma, from, to);
-    });
-  } else {
-    WriteLock guard(mm.mmap_lock);
-    uint32_t set = advice == Advice::kHugePage ? kVmHugepage : kVmNoHugepage;
-    uint32_t clear = advice == Advice::kHugePage ? kVmNoHugepage : kVmHugepage;
-    hole = for_each_vma_piece(mm, addr, end, [&](Vma& vma, Vaddr from, Vaddr to)
-                                                 NO_THREAD_SAFETY_ANALYSIS {
-      // The write lock is held by `guard` in the enclosing scope.
-      madvise_update_flags(mm, vma, from, to, set, clear);
-    });
+  switch (advice) {
+    case Advice::kDontNeed:
+    case Advice::kFree:
+      return madvise_zap_or_free(mm, addr, end, advice);
+    case Advice::kHugePage:
+    case Advice::kNoHugePage:
+      return madvise_update_range(mm, addr, end, advice);
+    case Advice::kCollapse:
+      return madvise_collapse(mm, addr, end);
   }
-  // Linux applies the advice to the mapped parts and then reports the hole.
-  return hole ? Status(Err{Errno::kNoMem}) : Ok();
+  return Err{Errno::kInval};
 }
 
 }  // namespace hmmsim

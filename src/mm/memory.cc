@@ -35,12 +35,13 @@ Pte mk_anon_pte(const Vma& vma, Pfn pfn) {
 
 // do_anonymous_page(): first touch of an anonymous page.
 VmFault do_anonymous_page(VmFaultCtx& vmf) {
-  vma_anon_prepare(vmf.vma);
   if (!vmf.write()) {
+    // The zero page is no anonymous folio: the Vma needs no anon_vma yet.
     MutexLock guard(vmf.table->ptl);
     if (vmf.table->get(vmf.idx()).is_none()) vmf.table->set(vmf.idx(), Pte::zero_page());
     return VmFault::kDone;
   }
+  vma_anon_prepare(vmf.vma);
   std::optional<Folio> folio = folio_alloc(vmf.world().mem(), Order{0});
   if (!folio) return VmFault::kOom;
   MutexLock guard(vmf.table->ptl);
@@ -211,7 +212,9 @@ void vma_anon_prepare(Vma& vma) { anon_vma_prepare(vma.mm().world(), vma); }
 
 bool access_error(const Vma& vma, uint32_t flags) {
   if (flags & kFaultWrite) return !vma.has(kVmWrite);
-  return !vma.has(kVmRead);
+  // x86 cannot map a page writable or executable without making it
+  // readable: any access bit allows reads (vma_is_accessible).
+  return (vma.flags() & kVmAccessFlags) == 0;
 }
 
 VmFault handle_mm_fault(Vma& vma, Vaddr addr, uint32_t flags) {

@@ -34,7 +34,19 @@ enum class MapFlags : uint32_t {
   kFixed = 1,    // ... | MAP_FIXED: place exactly at `addr`, replacing what is there
 };
 
-enum class Advice : uint8_t { kDontNeed, kHugePage, kNoHugePage };
+enum class Advice : uint8_t {
+  kDontNeed,    // MADV_DONTNEED: drop the pages
+  kFree,        // MADV_FREE: the pages may be reclaimed without writeback
+  kHugePage,    // MADV_HUGEPAGE
+  kNoHugePage,  // MADV_NOHUGEPAGE
+  kCollapse,    // MADV_COLLAPSE: collapse PMD ranges into THPs now
+};
+
+enum MremapFlag : uint32_t {
+  kMremapMaymove = 1,    // MREMAP_MAYMOVE
+  kMremapFixed = 2,      // MREMAP_FIXED
+  kMremapDontunmap = 4,  // MREMAP_DONTUNMAP
+};
 
 // mmap(addr, len, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED]). Without
 // kFixed, `addr` is a hint (0 for none); placement is top-down and aligned
@@ -44,6 +56,10 @@ Result<Vaddr> do_mmap(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot, Map
 Status do_munmap(MmStruct& mm, Vaddr addr, uint64_t len);
 Status do_mprotect(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot);
 Status do_madvise(MmStruct& mm, Vaddr addr, uint64_t len, Advice advice);
+// mremap(old_addr, old_len, new_len, flags, new_addr); returns the new
+// address. `new_addr` is used only with kMremapFixed.
+Result<Vaddr> do_mremap(MmStruct& mm, Vaddr old_addr, uint64_t old_len, uint64_t new_len,
+                        uint32_t flags, Vaddr new_addr = Vaddr{0});
 
 // fork(): a new address space that is a copy-on-write copy of `parent`.
 MmStruct& dup_mm(MmStruct& parent);

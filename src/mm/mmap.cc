@@ -22,29 +22,20 @@ bool valid_range(Vaddr addr, uint64_t len) {
   return addr.v >= kUserMin && len <= kUserMax && addr.v <= kUserMax - len;
 }
 
-// get_unmapped_area(): the highest free gap below the mmap base that fits
-// `len` at `align`; 0 when there is none.
-Vaddr get_unmapped_area(MmStruct& mm, uint64_t len, uint64_t align) REQUIRES(mm.mmap_lock) {
-  uint64_t top = MmStruct::kMmapBase;
-  const auto& vmas = mm.vmas();
-  auto it = vmas.lower_bound(top);
-  // Walk gaps from the top down: [prev->end, next->start).
-  while (true) {
-    uint64_t gap_end = top;
-    uint64_t gap_start = kUserMin;
-    if (it != vmas.begin()) {
-      auto prev = std::prev(it);
-      gap_start = prev->second->end().v;
-      if (gap_start > gap_end) gap_start = gap_end;
-    }
-    if (gap_end >= len) {
-      uint64_t cand = (gap_end - len) & ~(align - 1);
-      if (cand >= gap_start && cand >= kUserMin) return Vaddr{cand};
-    }
-    if (it == vmas.begin()) return Vaddr{0};
-    --it;
-    top = it->second->start().v;
-  }
+// round_hint_to_min() and the x86 hint masking: a hint is used from the
+// start of its page, and a non-zero hint below mmap_min_addr is raised to it.
+Vaddr round_hint_to_min(Vaddr hint) {
+  hint = hint.page_down();
+  return hint.v != 0 && hint.v < kUserMin ? Vaddr{kUserMin} : hint;
+}
+
+// The checks __get_unmapped_area() and security_mmap_addr() make on a
+// MAP_FIXED address, in their order.
+Status check_fixed_addr(Vaddr addr, uint64_t size) {
+  if (addr.v > kUserMax - size) return Err{Errno::kNoMem};
+  if (!addr.page_aligned()) return Err{Errno::kInval};
+  if (addr.v < kUserMin) return Err{Errno::kPerm};  // below mmap_min_addr
+  return Ok();
 }
 
 bool range_is_free(MmStruct& mm, Vaddr addr, uint64_t len) REQUIRES(mm.mmap_lock) {
@@ -77,6 +68,34 @@ void merge_into(MmStruct& mm, Vma& lo, Vma& hi) REQUIRES(mm.mmap_lock) {
 
 }  // namespace
 
+// get_unmapped_area(): the highest free gap below the mmap base that fits
+// `len` at `align`; 0 when there is none.
+Vaddr get_unmapped_area(MmStruct& mm, uint64_t len, uint64_t align) {
+  // Anonymous mappings whose length is a multiple of the PMD size are
+  // PMD-aligned (thp_get_unmapped_area), so that they can get THPs.
+  if (len % kPmdSize == 0 && align < kPmdSize) align = kPmdSize;
+  uint64_t top = MmStruct::kMmapBase;
+  const auto& vmas = mm.vmas();
+  auto it = vmas.lower_bound(top);
+  // Walk gaps from the top down: [prev->end, next->start).
+  while (true) {
+    uint64_t gap_end = top;
+    uint64_t gap_start = kUserMin;
+    if (it != vmas.begin()) {
+      auto prev = std::prev(it);
+      gap_start = prev->second->end().v;
+      if (gap_start > gap_end) gap_start = gap_end;
+    }
+    if (gap_end >= len) {
+      uint64_t cand = (gap_end - len) & ~(align - 1);
+      if (cand >= gap_start && cand >= kUserMin) return Vaddr{cand};
+    }
+    if (it == vmas.begin()) return Vaddr{0};
+    --it;
+    top = it->second->start().v;
+  }
+}
+
 Vma* split_vma(MmStruct& mm, Vma& vma, Vaddr addr) {
   HMM_ASSERT(addr > vma.start() && addr < vma.end() && addr.page_aligned(),
              "split of [{:#x}, {:#x}) at {:#x}", vma.start().v, vma.end().v, addr.v);
@@ -108,7 +127,7 @@ Vma* vma_merge_neighbours(MmStruct& mm, Vma& vma) {
 }
 
 // do_vmi_munmap() with the lock held: split at the edges, zap, unlink.
-static void unmap_range_locked(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_lock) {
+void unmap_range_locked(MmStruct& mm, Vaddr start, Vaddr end) {
   vma_split_range(mm, start, end);
   std::vector<Vma*> doomed;
   for (Vma* vma = mm.find_vma(start); vma && vma->start() < end;
@@ -125,17 +144,19 @@ static void unmap_range_locked(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm
 
 Result<Vaddr> do_mmap(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot, MapFlags flags,
                       uint64_t align) {
+  // Like do_mmap(), unknown protection bits are not an error: they are
+  // ignored when the Vma flags are computed (calc_vm_prot_bits).
   if (len == 0) return Err{Errno::kInval};
-  if (prot & ~(kProtRead | kProtWrite | kProtExec)) return Err{Errno::kInval};
   if (align < kPageSize || (align & (align - 1)) != 0) return Err{Errno::kInval};
   uint64_t size = page_align_up(len);
   if (size < len || size > kUserMax) return Err{Errno::kNoMem};
   WriteLock guard(mm.mmap_lock);
   if (flags == MapFlags::kFixed) {
-    if (!addr.page_aligned() || !valid_range(addr, size)) return Err{Errno::kInval};
+    HMM_TRY(check_fixed_addr(addr, size));
     unmap_range_locked(mm, addr, addr + size);
-  } else if (addr.v == 0 || !addr.page_aligned() || (addr.v & (align - 1)) != 0 ||
-             !valid_range(addr, size) || !range_is_free(mm, addr, size)) {
+  } else if (addr = round_hint_to_min(addr);
+             addr.v == 0 || (addr.v & (align - 1)) != 0 || !valid_range(addr, size) ||
+             !range_is_free(mm, addr, size)) {
     addr = get_unmapped_area(mm, size, align);
     if (addr.v == 0) return Err{Errno::kNoMem};
   }

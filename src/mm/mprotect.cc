@@ -81,11 +81,14 @@ Vaddr mapped_prefix_end(MmStruct& mm, Vaddr start, Vaddr end) REQUIRES(mm.mmap_l
 }  // namespace
 
 Status do_mprotect(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot) {
+  // do_mprotect_pkey() checks, in its order: alignment, empty range,
+  // wrap-around, then the protection bits.
   if (!addr.page_aligned()) return Err{Errno::kInval};
-  if (prot & ~(kProtRead | kProtWrite | kProtExec)) return Err{Errno::kInval};
   if (len == 0) return Ok();
   uint64_t size = page_align_up(len);
-  if (size < len || addr.v > kUserMax || size > kUserMax - addr.v) return Err{Errno::kNoMem};
+  if (size < len || addr.v + size <= addr.v) return Err{Errno::kNoMem};
+  if (prot & ~(kProtRead | kProtWrite | kProtExec)) return Err{Errno::kInval};
+  if (addr.v > kUserMax || size > kUserMax - addr.v) return Err{Errno::kNoMem};  // unmapped
   Vaddr end = addr + size;
   WriteLock guard(mm.mmap_lock);
   if (!mm.vma_lookup(addr)) return Err{Errno::kNoMem};
@@ -100,6 +103,9 @@ Status do_mprotect(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot) {
     if (prot & kProtRead) newflags |= kVmRead;
     if (prot & kProtWrite) newflags |= kVmWrite;
     if (prot & kProtExec) newflags |= kVmExec;
+    // mprotect_fixup(): nothing to do, not even to the entries, when the
+    // flags do not change.
+    if (newflags == vma->flags()) continue;
     vma->set_flags(newflags);
     change_protection(*vma, newflags);
   }
