@@ -16,6 +16,7 @@
 #include "base/assert.h"
 #include "mm/deferred_split.h"
 #include "mm/huge_memory.h"
+#include "mm/memremap.h"
 #include "mm/migrate.h"
 #include "mm/rmap.h"
 #include "mm/vmstat.h"
@@ -30,13 +31,13 @@ constexpr uint32_t kSplitInherited =
 
 // __split_unmapped_folio() to order 0: rewrite the descriptors of a frozen,
 // unmapped folio and unfreeze every new folio at its expected count + 1.
-void split_frozen_folio(World& world, Folio folio) {
+void split_frozen_folio(Folio folio) {
   Page& head = folio.head();
   HMM_ASSERT(folio_ref_count(folio) == 0, "I11: splitting folio {:#x} that is not frozen",
              folio.pfn().v);
   HMM_ASSERT(!folio_mapped(folio), "I11: splitting mapped folio {:#x} (mapcount {})",
              folio.pfn().v, folio_mapcount(folio));
-  world.mem().deferred_split().remove(folio);
+  if (DeferredSplitQueue* queue = folio.range().deferred_split()) queue->remove(folio);
   uint32_t inherited = head.flags.load() & kSplitInherited;
   uint64_t nr = folio.nr_pages();
   for (uint64_t i = 1; i < nr; i++) {
@@ -59,11 +60,15 @@ void split_frozen_folio(World& world, Folio folio) {
   head.large_mapcount.store(-1);
   head.entire_mapcount.store(-1);
   head.nr_pages_mapped.store(0);
-  // Tails first, head last, each at folio_expected_ref_count() + 1.
+  // Tails first, head last, each at folio_expected_ref_count() + 1; a
+  // device driver hears of each new folio (zone_device_private_split_cb).
+  DevPagemap* pgmap = folio_pgmap(folio);
   for (uint64_t i = 1; i < nr; i++) {
     Folio tail = page_folio(folio.range(), folio.pfn() + i);
+    if (pgmap) pgmap->ops().folio_split(folio, tail);
     folio_ref_unfreeze(tail, folio_expected_ref_count(tail) + 1);
   }
+  if (pgmap) pgmap->ops().folio_split(folio, Folio());
   folio_ref_unfreeze(folio, folio_expected_ref_count(folio) + 1);
 }
 
@@ -114,7 +119,7 @@ Status split_folio(World& world, Folio folio) {
     try_to_migrate(folio, TtuFlags::kSplitHugePmd | TtuFlags::kRmapLocked);
     world.fault_points().hit("split_folio:before_freeze");
     if (folio_ref_freeze(folio, 1)) {
-      split_frozen_folio(world, folio);
+      split_frozen_folio(folio);
       world.stats().count(VmEvent::kThpSplitPage);
     } else {
       ret = Err{Errno::kAgain};
@@ -140,7 +145,7 @@ Status folio_split_unmapped(World& world, Folio folio) {
              folio.pfn().v);
   if (!can_split_folio(folio, 1)) return Err{Errno::kAgain};
   if (!folio_ref_freeze(folio, 1)) return Err{Errno::kAgain};
-  split_frozen_folio(world, folio);
+  split_frozen_folio(folio);
   world.stats().count(VmEvent::kThpSplitPage);
   return Ok();
 }

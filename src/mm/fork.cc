@@ -32,6 +32,18 @@ Pte copy_migration_pte(Vma& src_vma, MmStruct& dst_mm, Pte& src) {
   return src;
 }
 
+// copy_nonpresent_pte() for a device-private entry: a mapping like any
+// other; a writable one of a COW mapping becomes read-only on both sides.
+Pte copy_device_private_pte(World& world, Vma& src_vma, Vma& dst_vma, Pte& src) {
+  Folio folio = pte_folio(world, src);
+  folio_get(folio);
+  Status dup = folio_try_dup_anon_rmap_ptes(folio, src.pfn() - folio.pfn(), 1, dst_vma);
+  HMM_ASSERT(dup.ok(), "device-private folios cannot be pinned");
+  dst_vma.mm().add_anon_rss(1);
+  if (src.write() && src_vma.is_cow_mapping()) src = src.with_write(false);
+  return src;
+}
+
 Pte copy_one_pte(World& world, Vma& src_vma, Vma& dst_vma, Pte& src) {
   switch (src.kind()) {
     case PteKind::kNone:
@@ -42,8 +54,9 @@ Pte copy_one_pte(World& world, Vma& src_vma, Vma& dst_vma, Pte& src) {
     case PteKind::kMigration:
       return copy_migration_pte(src_vma, dst_vma.mm(), src);
     case PteKind::kDevicePrivate:
+      return copy_device_private_pte(world, src_vma, dst_vma, src);
     case PteKind::kDeviceExclusive:
-      HMM_BUG("fork of a {} entry before devices exist", pte_kind_name(src.kind()));
+      HMM_BUG("fork of a device-exclusive entry before exclusive access exists");
   }
   return Pte::none();
 }

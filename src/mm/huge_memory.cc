@@ -246,8 +246,20 @@ void copy_huge_pmd(Vma& dst_vma, Vma& src_vma, PmdRef dst, PmdRef src) {
       d.entry = Pmd::present(entry.pfn(), bits);
       break;
     }
-    case PmdKind::kDevicePrivate:
-      HMM_BUG("fork of a device-private PMD before devices exist");
+    case PmdKind::kDevicePrivate: {
+      // copy_huge_non_present_pmd(): both sides keep a read-only entry.
+      Folio folio = pfn_folio(world.mem(), entry.pfn());
+      if (entry.write()) {
+        entry = entry.with_write(false);
+        s.entry = entry;
+      }
+      folio_get(folio);
+      Status dup = folio_try_dup_anon_rmap_pmd(folio, dst_vma);
+      HMM_ASSERT(dup.ok(), "device-private folios cannot be pinned");
+      dst_mm.add_anon_rss(kHPageNr);
+      d.entry = entry;
+      break;
+    }
   }
   d.deposit = std::make_unique<PteTable>(world.sched());
   dst_mm.add_nr_ptes(1);
@@ -304,9 +316,11 @@ void remove_migration_pmd(PageVmaMappedWalk& pvmw, Folio dst) {
   bool write = mk == MigrationKind::kWrite;
   HMM_ASSERT(!write || PageAnonExclusive(dst.head()), "writable PMD of a shared folio {:#x}",
              dst.pfn().v);
-  pvmw.set_pmd(Pmd::present(dst.pfn(), EntryBits{.write = write, .dirty = entry.dirty(),
-                                                   .young = entry.young(),
-                                                   .soft_dirty = entry.soft_dirty()}));
+  pvmw.set_pmd(dst.is_device_private()
+                   ? Pmd::device_private(dst.pfn(), write, entry.soft_dirty())
+                   : Pmd::present(dst.pfn(), EntryBits{.write = write, .dirty = entry.dirty(),
+                                                       .young = entry.young(),
+                                                       .soft_dirty = entry.soft_dirty()}));
 }
 
 }  // namespace hmmsim

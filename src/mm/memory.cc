@@ -4,6 +4,7 @@
 #include "mm/folio.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
+#include "mm/memremap.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -132,6 +133,55 @@ VmFault wp_page_copy(VmFaultCtx& vmf, Pte orig, Folio old) {
   return VmFault::kDone;
 }
 
+// The device-private branch of do_swap_page(): with the folio locked and
+// referenced, ask the owning driver to migrate the page back to RAM. When
+// the folio is locked by someone else, wait for the unlock and retry (the
+// post-6.19 fix; 6.19 as released spun instead).
+VmFault do_device_private_fault(VmFaultCtx& vmf, Pte pte) {
+  Folio folio = pte_folio(vmf.world(), pte);
+  {
+    MutexLock guard(vmf.table->ptl);
+    if (!(vmf.table->get(vmf.idx()) == pte)) return VmFault::kDone;
+    if (folio_trylock(folio)) {
+      folio_get(folio);
+    } else {
+      folio = Folio();
+    }
+  }
+  if (!folio) {
+    migration_entry_wait(vmf.world(), pte.pfn());  // softleaf_entry_wait_on_locked
+    return VmFault::kDone;
+  }
+  DevPagemap* pgmap = folio_pgmap(folio);
+  HMM_ASSERT(pgmap, "device-private entry at {:#x} names RAM", vmf.addr.v);
+  VmFault ret = pgmap->ops().migrate_to_ram(DeviceFault{
+      .vma = &vmf.vma, .address = vmf.addr, .page = pte.pfn(), .pmd = false, .flags = vmf.flags});
+  // A split during the migration moved our lock and reference to the folio
+  // that now holds the page.
+  Folio now = pfn_folio(vmf.world().mem(), pte.pfn());
+  folio_unlock(now);
+  folio_put(now);
+  return ret;
+}
+
+// do_huge_pmd_device_private(): the same for a device-private PMD; a
+// locked folio makes the access simply fault again.
+VmFault do_huge_pmd_device_private(Vma& vma, PmdRef pmd, Pmd orig, uint32_t flags) {
+  World& world = vma.mm().world();
+  Folio folio = pfn_folio(world.mem(), orig.pfn());
+  {
+    MutexLock guard(pmd.table->ptl);
+    if (!(pmd.slot().entry == orig)) return VmFault::kDone;
+    if (!folio_trylock(folio)) return VmFault::kDone;
+    folio_get(folio);
+  }
+  VmFault ret = folio_pgmap(folio)->ops().migrate_to_ram(DeviceFault{
+      .vma = &vma, .address = pmd.haddr, .page = orig.pfn(), .pmd = true, .flags = flags});
+  folio_unlock(folio);
+  folio_put(folio);
+  return ret;
+}
+
 // handle_pte_fault(): dispatch on what the PTE holds.
 VmFault handle_pte_fault(VmFaultCtx& vmf) {
   Pte pte = Pte::none();
@@ -145,8 +195,9 @@ VmFault handle_pte_fault(VmFaultCtx& vmf) {
       case PteKind::kMigration:
         break;
       case PteKind::kDevicePrivate:
+        break;
       case PteKind::kDeviceExclusive:
-        HMM_BUG("{} entry at {:#x} before devices exist", pte_kind_name(pte.kind()), vmf.addr.v);
+        HMM_BUG("device-exclusive entry at {:#x} before exclusive access exists", vmf.addr.v);
       case PteKind::kPresent:
       case PteKind::kZero:
         if (!vmf.write()) {
@@ -170,6 +221,8 @@ VmFault handle_pte_fault(VmFaultCtx& vmf) {
     case PteKind::kMigration:
       migration_entry_wait(vmf.world(), pte.pfn());
       return VmFault::kDone;
+    case PteKind::kDevicePrivate:
+      return do_device_private_fault(vmf, pte);
     default: return wp_page_copy(vmf, pte, old);
   }
 }
@@ -201,7 +254,7 @@ VmFault handle_pmd_fault(Vma& vma, PmdRef pmd, uint32_t flags) {
     case PmdKind::kHugeZero:
       return do_huge_pmd_wp_page(vma, pmd, entry);
     case PmdKind::kDevicePrivate:
-      HMM_BUG("device-private PMD at {:#x} before devices exist", pmd.haddr.v);
+      return do_huge_pmd_device_private(vma, pmd, entry, flags);
   }
   return VmFault::kFallback;
 }

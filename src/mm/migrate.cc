@@ -22,17 +22,23 @@ MigrationKind migration_kind_for(bool write, bool anon_exclusive) {
 bool migrate_one_pte(PageVmaMappedWalk& pvmw, Folio folio) {
   Pte pte = pvmw.pte();
   uint64_t idx = pvmw.subpage();
-  HMM_ASSERT(pte.kind() == PteKind::kPresent, "migrating a {} entry", pte_kind_name(pte.kind()));
+  bool present = pte.kind() == PteKind::kPresent;
+  HMM_ASSERT(present || pte.kind() == PteKind::kDevicePrivate, "migrating a {} entry",
+             pte_kind_name(pte.kind()));
   bool anon_exclusive = PageAnonExclusive(folio.page(idx));
   pvmw.set_pte(Pte::none());  // ptep_clear_flush
-  if (pte.dirty()) folio.head().set(kPgDirty);
+  if (present && pte.dirty()) folio.head().set(kPgDirty);
   if (anon_exclusive && !folio_try_share_anon_rmap_pte(folio, idx).ok()) {
     pvmw.set_pte(pte);
     return false;
   }
-  pvmw.set_pte(Pte::migration(pte.pfn(), migration_kind_for(pte.write(), anon_exclusive),
-                              EntryBits{.dirty = pte.dirty(), .young = pte.young(),
-                                        .soft_dirty = pte.soft_dirty()}));
+  // A device-private entry carries no accessed/dirty bits.
+  EntryBits bits{.soft_dirty = pte.soft_dirty()};
+  if (present) {
+    bits.dirty = pte.dirty();
+    bits.young = pte.young();
+  }
+  pvmw.set_pte(Pte::migration(pte.pfn(), migration_kind_for(pte.write(), anon_exclusive), bits));
   folio_remove_rmap_ptes(folio, idx, 1, pvmw.vma());
   folio_put(folio);
   return true;
@@ -85,9 +91,13 @@ bool remove_migration_pte(Folio src, Folio dst, Vma& vma, Vaddr addr, uint32_t f
     MigrationKind mk = entry.migration_kind();
     bool write = mk == MigrationKind::kWrite && vma.has(kVmWrite);
     folio_get(dst);
-    Pte pte = Pte::present(dst.pfn() + idx,
-                           EntryBits{.write = write, .dirty = entry.dirty(), .young = entry.young(),
-                                     .soft_dirty = entry.soft_dirty()});
+    // A device-private destination gets a device-private entry, never a
+    // present one (I5).
+    Pte pte = dst.is_device_private()
+                  ? Pte::device_private(dst.pfn() + idx, write, entry.soft_dirty())
+                  : Pte::present(dst.pfn() + idx,
+                                 EntryBits{.write = write, .dirty = entry.dirty(),
+                                           .young = entry.young(), .soft_dirty = entry.soft_dirty()});
     RmapFlags rf = mk == MigrationKind::kRead ? RmapFlags::kNone : RmapFlags::kExclusive;
     folio_add_anon_rmap_ptes(dst, idx, 1, vma, pvmw.address(), rf);
     pvmw.set_pte(pte);

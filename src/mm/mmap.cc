@@ -114,14 +114,17 @@ void vma_split_range(MmStruct& mm, Vaddr start, Vaddr end) {
 }
 
 Vma* vma_merge_neighbours(MmStruct& mm, Vma& vma) {
+  // The previous Vma comes first: when both neighbours could take `vma` but
+  // not each other (different anon_vmas), Linux merges to the left only
+  // (can_vma_merge_right).
   Vma* cur = &vma;
-  if (Vma* next = mm.vma_lookup(cur->end()); next && can_merge(*cur, *next)) {
-    merge_into(mm, *cur, *next);
-  }
   if (Vma* prev = mm.vma_prev(cur->start());
       prev && prev->end() == cur->start() && can_merge(*prev, *cur)) {
     merge_into(mm, *prev, *cur);
     cur = prev;
+  }
+  if (Vma* next = mm.vma_lookup(cur->end()); next && can_merge(*cur, *next)) {
+    merge_into(mm, *cur, *next);
   }
   return cur;
 }
@@ -154,11 +157,13 @@ Result<Vaddr> do_mmap(MmStruct& mm, Vaddr addr, uint64_t len, uint32_t prot, Map
   if (flags == MapFlags::kFixed) {
     HMM_TRY(check_fixed_addr(addr, size));
     unmap_range_locked(mm, addr, addr + size);
-  } else if (addr = round_hint_to_min(addr);
-             addr.v == 0 || (addr.v & (align - 1)) != 0 || !valid_range(addr, size) ||
-             !range_is_free(mm, addr, size)) {
-    addr = get_unmapped_area(mm, size, align);
-    if (addr.v == 0) return Err{Errno::kNoMem};
+  } else {
+    addr = round_hint_to_min(addr);
+    if (addr.v == 0 || (addr.v & (align - 1)) != 0 || !valid_range(addr, size) ||
+        !range_is_free(mm, addr, size)) {
+      addr = get_unmapped_area(mm, size, align);
+      if (addr.v == 0) return Err{Errno::kNoMem};
+    }
   }
   auto vma = std::make_unique<Vma>(mm, addr, addr + size, prot_to_vm_flags(prot),
                                    addr.page_index());

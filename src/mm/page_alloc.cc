@@ -174,6 +174,15 @@ MemRange& PhysMem::add_range(MemKind kind, uint64_t nr_pages) {
   return *ranges_.back();
 }
 
+void PhysMem::remove_range(MemRange& range) {
+  HMM_ASSERT(&range != ranges_.front().get(), "system memory cannot be removed");
+  for (uint64_t i = 0; i < range.nr_pages(); i++) {
+    HMM_ASSERT(range.page(range.base() + i).refcount.load() == 0,
+               "removing range with page {:#x} in use", range.base().v + i);
+  }
+  std::erase_if(ranges_, [&](const auto& r) { return r.get() == &range; });
+}
+
 MemRange* PhysMem::range_of(Pfn pfn) {
   for (auto& r : ranges_) {
     if (r->contains(pfn)) return r.get();

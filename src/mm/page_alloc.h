@@ -26,6 +26,7 @@
 namespace hmmsim {
 
 class DeferredSplitQueue;
+class DevPagemap;
 class VmStat;
 class Folio;
 
@@ -60,6 +61,9 @@ class MemRange {
   // The deferred split queue of this range's node; nullptr where folios
   // are never queued (device memory).
   DeferredSplitQueue* deferred_split() const { return deferred_split_; }
+  // The pagemap of a device range (nullptr for RAM).
+  DevPagemap* pgmap() const { return pgmap_; }
+  void set_pgmap(DevPagemap* pgmap) { pgmap_ = pgmap; }
   void set_deferred_split(DeferredSplitQueue* q) { deferred_split_ = q; }
 
  private:
@@ -70,6 +74,7 @@ class MemRange {
   Scheduler* sched_;
   FolioOwner* owner_ = nullptr;
   DeferredSplitQueue* deferred_split_ = nullptr;
+  DevPagemap* pgmap_ = nullptr;
 };
 
 // A binary buddy allocator over one MemRange (one zone's free_area[]).
@@ -116,6 +121,8 @@ class PhysMem {
   MemRange& system() { return *ranges_.front(); }
   // Adds a range of `nr_pages` frames after every existing range.
   MemRange& add_range(MemKind kind, uint64_t nr_pages);
+  // Drops a device range whose pages are all free (memunmap_pages).
+  void remove_range(MemRange& range);
   // The range holding pfn, or nullptr for a pfn outside every range.
   MemRange* range_of(Pfn pfn);
   const std::vector<std::unique_ptr<MemRange>>& ranges() const { return ranges_; }

@@ -38,13 +38,50 @@ void put_anon_vma(World& world, AnonVma* av) {
   if (root != av) put_anon_vma(world, root);
 }
 
+namespace {
+
+// anon_vma_compatible(): `b` follows `a` directly, linearly, and the two
+// differ at most in their access bits.
+bool anon_vma_compatible(const Vma& a, const Vma& b) {
+  return a.end() == b.start() && ((a.flags() ^ b.flags()) & ~kVmAccessFlags) == 0 &&
+         b.pgoff() == a.pgoff() + a.nr_pages();
+}
+
+// reusable_anon_vma(): the anon_vma of `old` (one of `a`, `b`), if the two
+// are compatible and it is the only anon_vma `old` is linked to.
+AnonVma* reusable_anon_vma(const Vma& old, const Vma& a, const Vma& b) {
+  if (!anon_vma_compatible(a, b) || old.anon_vma_chain().size() != 1) return nullptr;
+  return old.anon_vma();
+}
+
+// find_mergeable_anon_vma(): the anon_vma of a neighbour (the next one
+// first) that `vma` can share, so that mprotect can merge them later.
+AnonVma* find_mergeable_anon_vma(MmStruct& mm, const Vma& vma) REQUIRES_SHARED(mm.mmap_lock) {
+  if (Vma* next = mm.vma_lookup(vma.end())) {
+    if (AnonVma* av = reusable_anon_vma(*next, vma, *next)) return av;
+  }
+  Vma* prev = mm.vma_prev(vma.start());
+  return prev ? reusable_anon_vma(*prev, *prev, vma) : nullptr;
+}
+
+}  // namespace
+
 void anon_vma_prepare(World& world, Vma& vma) {
   MmStruct& mm = vma.mm();
+  mm.mmap_lock.assert_held();
+  AnonVma* av = nullptr;
   {
+    // page_table_lock also keeps a neighbour's racing prepare from changing
+    // the anon_vma and chain we look at.
     MutexLock guard(mm.page_table_lock);
     if (vma.anon_vma()) return;
+    av = find_mergeable_anon_vma(mm, vma);
   }
-  AnonVma* av = world.anon_vma_alloc();
+  bool shared = av != nullptr;
+  if (!shared) {
+    av = world.anon_vma_alloc();
+    av->num_children++;  // a root is its own parent
+  }
   bool used = false;
   anon_vma_lock_write(av);
   {
@@ -58,7 +95,7 @@ void anon_vma_prepare(World& world, Vma& vma) {
     }
   }
   anon_vma_unlock_write(av);
-  if (!used) put_anon_vma(world, av);
+  if (!used && !shared) put_anon_vma(world, av);
 }
 
 void anon_vma_clone(Vma& dst, const Vma& src) {
@@ -79,7 +116,17 @@ void anon_vma_fork(World& world, Vma& child, const Vma& parent) {
   for (AnonVma* av : parent.anon_vma_chain()) {
     anon_vma_lock_write(av);
     anon_vma_link(av, child);
+    // anon_vma_clone(): an anon_vma that is no Vma's own any more and has
+    // at most one child can take the child's new folios (never the root,
+    // which counts itself among its children).
+    if (!child.anon_vma() && av->num_children < 2 && av->num_active_vmas == 0) {
+      child.set_anon_vma(av);
+    }
     anon_vma_unlock_write(av);
+  }
+  if (child.anon_vma()) {
+    child.anon_vma()->num_active_vmas++;
+    return;
   }
   AnonVma* av = world.anon_vma_alloc();
   av->root = parent.anon_vma()->root;
@@ -102,7 +149,7 @@ void unlink_anon_vmas(World& world, Vma& vma) {
     bool empty = av->vmas.empty();
     anon_vma_unlock_write(av);
     if (empty) {
-      if (av->parent != av) av->parent->num_children--;
+      av->parent->num_children--;  // a root drops its count of itself
       emptied.push_back(av);
     }
   }

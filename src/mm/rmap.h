@@ -4,13 +4,15 @@
 // Linux counterpart: `mm/rmap.c`, `include/linux/rmap.h`.
 //
 // An AnonVma groups the Vmas that may map the same anonymous folios. A new
-// anonymous Vma gets its own on the first fault (anon_vma_prepare); fork
-// links the child Vma to all of the parent's anon_vmas and gives it a new one
-// whose parent and root are the parent's (anon_vma_fork), so that a folio
-// created before fork is found in both processes and one created after fork
-// only in the process that created it. A folio's `mapping` names the
-// anon_vma its rmap walk starts from; `index` with each Vma's pgoff gives
-// the address.
+// anonymous Vma gets one on its first fault (anon_vma_prepare): that of an
+// adjacent Vma differing only in protection and without fork ancestry, so
+// that the two can merge later, else its own. Fork links the child Vma to
+// all of the parent's anon_vmas and gives it a new one whose parent and root
+// are the parent's (anon_vma_fork; or reuses one that no Vma owns any more
+// and that has a single child), so that a folio created before fork is
+// found in both processes and one created after fork only in the process
+// that created it. A folio's `mapping` names the anon_vma its rmap walk
+// starts from; `index` with each Vma's pgoff gives the address.
 //
 // Counters move only through folio_add_*_rmap_* and folio_remove_rmap_*, with
 // Linux 6.19's bookkeeping (CONFIG_PAGE_MAPCOUNT): per-page mapcount for PTE
@@ -47,7 +49,7 @@ class AnonVma {
   AnonVma* root = this;
   AnonVma* parent = this;
   std::atomic<int32_t> refcount{1};
-  int32_t num_children = 0;    // anon_vmas whose parent is this one
+  int32_t num_children = 0;    // anon_vmas whose parent is this one (a root: itself too)
   int32_t num_active_vmas = 0; // Vmas whose own anon_vma is this one
   RwSem rwsem;                 // used on the root only
   // The interval tree of anon_vma_chains: Vmas linked to this anon_vma.
@@ -58,11 +60,14 @@ class AnonVma {
 enum class RmapFlags : uint8_t { kNone, kExclusive };
 
 // --- anon_vma lifetime ---
-// anon_vma_prepare(): give `vma` an anon_vma before its first anon folio.
+// anon_vma_prepare(): give `vma` an anon_vma before its first anon folio:
+// the one of a compatible neighbour if it can share it, else a new one.
+// Requires: mmap_lock of vma.mm() held.
 void anon_vma_prepare(World& world, Vma& vma);
 // anon_vma_clone(): link `dst` to every anon_vma `src` is linked to (VMA split).
 void anon_vma_clone(Vma& dst, const Vma& src);
-// anon_vma_fork(): clone, then attach a fresh anon_vma below the parent's.
+// anon_vma_fork(): clone, then attach a fresh anon_vma below the parent's,
+// or reuse one of the parent's that no Vma owns and that has one child.
 void anon_vma_fork(World& world, Vma& child, const Vma& parent);
 // unlink_anon_vmas(): drop every link of `vma`; free anon_vmas left empty.
 void unlink_anon_vmas(World& world, Vma& vma);

@@ -1,0 +1,160 @@
+// The dmirror test device (Linux lib/test_hmm.c): a pretend GPU with
+// device-private memory that mirrors processes' address spaces.
+//
+// A DmirrorDevice owns device memory in 256 MiB chunks, each a DevPagemap
+// of ZONE_DEVICE pages, handed out from two free lists (single pages and
+// PMD-order folios) exactly as test_hmm.c does; each device page keeps its
+// bytes in its own descriptor (the CPU path never reads them). Opening the
+// device for a process creates a Dmirror: a device page table (virtual page
+// number -> page, tagged read/write/atomic) for that process's mm and the
+// one-shot FAIL_ALLOC flag. The commands are the driver's ioctls:
+// MIGRATE_TO_DEV, MIGRATE_TO_SYS, RELEASE, FLAGS, and close(), which evicts
+// every chunk; migrate_to_ram() serves CPU faults on the device's pages.
+//
+// Thread safety: `devmem_lock_` guards the chunks and free lists; each
+// mirror's `mutex_` guards its page table. Lock order: mmap_lock, then the
+// mirror mutex, then devmem_lock_.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "base/thread_annotations.h"
+#include "base/types.h"
+#include "mm/memremap.h"
+#include "mm/migrate_device.h"
+#include "sync/lock.h"
+
+namespace hmmsim {
+
+class MmStruct;
+class World;
+class DmirrorDevice;
+
+// HMM_DMIRROR_FLAG_FAIL_ALLOC: the next allocation decision fails once.
+inline constexpr uint64_t kDmirrorFlagFailAlloc = 1;
+inline constexpr uint64_t kDevmemChunkSize = uint64_t{256} << 20;
+
+// The command block of an ioctl (struct hmm_dmirror_cmd), minus `ptr`:
+// data moves through `data`.
+struct DmirrorCmd {
+  DmirrorCmd() = default;
+  DmirrorCmd(Vaddr a, uint64_t n) : addr(a), npages(n) {}
+
+  Vaddr addr;
+  uint64_t npages = 0;
+  uint64_t cpages = 0;  // out
+  uint64_t faults = 0;  // out
+  std::vector<std::byte> data;  // in (WRITE) / out (READ-like commands)
+};
+
+// A device page-table entry.
+struct DptEntry {
+  Pfn pfn;             // the page holding the data (device or RAM)
+  bool write = false;  // DPT_XA_TAG_WRITE
+  bool atomic = false; // DPT_XA_TAG_ATOMIC
+};
+
+class Dmirror {
+ public:
+  Dmirror(DmirrorDevice& dev, MmStruct& mm);
+
+  DmirrorDevice& device() const { return *dev_; }
+  MmStruct& mm() const { return *mm_; }
+
+  Status migrate_to_dev(DmirrorCmd& cmd);
+  Status migrate_to_sys(DmirrorCmd& cmd);
+  Status set_flags(DmirrorCmd& cmd);
+
+  // The device page table (tests, checker).
+  std::optional<DptEntry> pt_lookup(Vaddr addr) const EXCLUDES(mutex_);
+  uint64_t pt_size() const EXCLUDES(mutex_);
+  void pt_erase(Vaddr addr) EXCLUDES(mutex_);
+
+  // Consumes FAIL_ALLOC: true (once) if it was set.
+  bool take_fail_alloc();
+
+ private:
+  friend class DmirrorDevice;
+  void finalize_and_map(const MigrateVma& args) EXCLUDES(mutex_);
+  // dmirror_do_read() without faulting: -ENOENT for a missing page.
+  Status read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& out) EXCLUDES(mutex_);
+  void alloc_and_copy_to_dev(MigrateVma& args);
+
+  DmirrorDevice* dev_;
+  MmStruct* mm_;
+  mutable Mutex mutex_;
+  std::map<uint64_t, DptEntry> pt_ GUARDED_BY(mutex_);
+  std::atomic<uint64_t> flags_{0};
+};
+
+class DmirrorDevice final : public DevPagemapOps {
+ public:
+  // A device with at most `mem_bytes` of device memory; like the module,
+  // it allocates its first (small-page) chunk at once.
+  DmirrorDevice(World& world, int id, uint64_t mem_bytes);
+  ~DmirrorDevice() override;
+
+  World& world() const { return *world_; }
+  int id() const { return id_; }
+  const void* owner() const { return this; }
+
+  // open(): the mirror of `mm` on this device (created on first use).
+  Dmirror& open(MmStruct& mm);
+  // close(): evicts every chunk of the device (for every process), then
+  // forgets the mirror.
+  Status close(Dmirror& mirror);
+  // HMM_DMIRROR_RELEASE: evict and remove every chunk.
+  Status release();
+  const std::vector<std::unique_ptr<Dmirror>>& mirrors() const { return mirrors_; }
+
+  // dmirror_devmem_alloc_page(): a locked device folio of order 0 or 9.
+  std::optional<Folio> devmem_alloc(Order order, Dmirror* mirror) EXCLUDES(devmem_lock_);
+  // The mirror that owns a device page (zone_device_data).
+  Dmirror* page_mirror(Pfn pfn) const EXCLUDES(devmem_lock_);
+  uint64_t nr_chunks() const EXCLUDES(devmem_lock_);
+  uint64_t calloc() const { return calloc_.load(); }
+  uint64_t cfree() const { return cfree_.load(); }
+  // Whether pfn belongs to this device's memory.
+  bool owns(Pfn pfn) const EXCLUDES(devmem_lock_);
+
+  // DevPagemapOps
+  void folio_free(Folio folio) override;
+  VmFault migrate_to_ram(const DeviceFault& vmf) override;
+  void folio_split(Folio head, Folio tail) override;
+
+ private:
+  struct Chunk {
+    std::unique_ptr<DevPagemap> pgmap;
+    bool removing = false;
+  };
+
+  Status add_chunk(bool large) REQUIRES(devmem_lock_);
+  Chunk* chunk_of(Pfn pfn) const REQUIRES(devmem_lock_);
+  void evict_chunk(DevPagemap& pgmap);
+  Status remove_chunks();
+
+  World* world_;
+  int id_;
+  uint64_t max_chunks_;
+  mutable Mutex devmem_lock_;
+  std::vector<Chunk> chunks_ GUARDED_BY(devmem_lock_);
+  std::vector<Pfn> free_pages_ GUARDED_BY(devmem_lock_);
+  std::vector<Pfn> free_folios_ GUARDED_BY(devmem_lock_);
+  std::unordered_map<uint64_t, Dmirror*> page_mirror_ GUARDED_BY(devmem_lock_);
+  std::atomic<uint64_t> calloc_{0};
+  std::atomic<uint64_t> cfree_{0};
+  std::vector<std::unique_ptr<Dmirror>> mirrors_;
+};
+
+// dmirror_devmem_fault_alloc_and_copy(): allocate RAM for every device
+// page collected in `args`, copy it, and drop the device's table entries.
+// VmFault::kOom when a small page cannot be had.
+VmFault dmirror_fault_alloc_and_copy(MigrateVma& args, Dmirror& mirror);
+
+}  // namespace hmmsim

@@ -1,0 +1,218 @@
+// dmirror migration commands (lib/test_hmm.c: dmirror_migrate_to_device,
+// dmirror_migrate_alloc_and_copy, dmirror_migrate_finalize_and_map,
+// dmirror_migrate_to_system, dmirror_devmem_fault_alloc_and_copy,
+// dmirror_do_read).
+#include "base/assert.h"
+#include "driver/dmirror.h"
+#include "mm/mm_struct.h"
+#include "mm/vma.h"
+#include "mm/world.h"
+
+namespace hmmsim {
+namespace {
+
+// The ioctl front end's checks (§1.4 of the catalogue).
+Status check_cmd(const DmirrorCmd& cmd) {
+  if (!cmd.addr.page_aligned()) return Err{Errno::kInval};
+  if (cmd.npages == 0 || cmd.npages > (kUserMax >> kPageShift) ||
+      cmd.addr.v > kUserMax - (cmd.npages << kPageShift))
+    return Err{Errno::kInval};
+  return Ok();
+}
+
+// One source page into a fresh device page (or zeros for a hole).
+void copy_to_device(World& world, Folio dst, uint64_t dst_idx, const MigratePfn& src,
+                    uint64_t src_idx) {
+  if (!src.valid) {
+    page_zero(dst.page(dst_idx));
+    return;
+  }
+  page_copy(dst.page(dst_idx), world.mem().page(src.pfn + src_idx));
+}
+
+using WindowFn = std::function<Status(MigrateVma& args)>;
+
+// The window walk of the migrate commands: at most 512 pages at a time,
+// never past a Vma; -EINVAL for a hole or an unreadable Vma.
+Status for_each_window(MmStruct& mm, Vaddr start, Vaddr end, uint32_t flags, const void* owner,
+                       const WindowFn& fn) {
+  std::vector<MigratePfn> src(kPtrsPerTable), dst(kPtrsPerTable);
+  ReadLock guard(mm.mmap_lock);
+  for (Vaddr addr = start; addr < end;) {
+    Vma* vma = mm.vma_lookup(addr);
+    if (!vma || !vma->has(kVmRead)) return Err{Errno::kInval};
+    Vaddr next = std::min(end, addr + kPtrsPerTable * kPageSize);
+    if (next > vma->end()) next = vma->end();
+    MigrateVma args{.vma = vma, .start = addr, .end = next, .src = src, .dst = dst,
+                    .pgmap_owner = owner, .flags = flags, .fault_page = std::nullopt};
+    HMM_TRY(migrate_vma_setup(mm.world(), args));
+    HMM_TRY(fn(args));
+    addr = next;
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Dmirror::Dmirror(DmirrorDevice& dev, MmStruct& mm)
+    : dev_(&dev), mm_(&mm), mutex_(dev.world().sched()) {}
+
+bool Dmirror::take_fail_alloc() {
+  return flags_.fetch_and(~kDmirrorFlagFailAlloc) & kDmirrorFlagFailAlloc;
+}
+
+Status Dmirror::set_flags(DmirrorCmd& cmd) {
+  HMM_TRY(check_cmd(cmd));
+  flags_.store(cmd.npages);
+  return Ok();
+}
+
+std::optional<DptEntry> Dmirror::pt_lookup(Vaddr addr) const {
+  MutexLock guard(mutex_);
+  auto it = pt_.find(addr.page_index());
+  if (it == pt_.end()) return std::nullopt;
+  return it->second;
+}
+
+uint64_t Dmirror::pt_size() const {
+  MutexLock guard(mutex_);
+  return pt_.size();
+}
+
+void Dmirror::pt_erase(Vaddr addr) {
+  MutexLock guard(mutex_);
+  pt_.erase(addr.page_index());
+}
+
+// dmirror_migrate_alloc_and_copy().
+void Dmirror::alloc_and_copy_to_dev(MigrateVma& args) {
+  World& world = dev_->world();
+  for (uint64_t i = 0; i < args.npages; i++) {
+    MigratePfn& src = args.src[i];
+    if (!src.migrate) continue;
+    if (src.valid && world.mem().range_of(src.pfn)->kind() == MemKind::kDevicePrivate) continue;
+    bool large = src.compound;
+    std::optional<Folio> dpage;
+    if (!take_fail_alloc()) dpage = dev_->devmem_alloc(Order{large ? kHPageOrder : 0}, this);
+    if (!dpage && !large) continue;  // stays in RAM
+    if (!dpage) {
+      // The large allocation failed: one small page per sub-page, so that
+      // the core splits the source.
+      for (uint64_t j = 0; j < kHPageNr && i + j < args.npages; j++) {
+        std::optional<Folio> small = dev_->devmem_alloc(Order{0}, this);
+        if (!small) continue;
+        copy_to_device(world, *small, 0, src, j);
+        args.dst[i + j] = MigratePfn::page(small->pfn());
+        args.dst[i + j].write = src.write;
+      }
+      i += kHPageNr - 1;
+      continue;
+    }
+    for (uint64_t j = 0; j < dpage->nr_pages(); j++) copy_to_device(world, *dpage, j, src, j);
+    args.dst[i] = MigratePfn::page(dpage->pfn(), large);
+    args.dst[i].write = src.write;
+  }
+}
+
+// dmirror_migrate_finalize_and_map(): the device maps what it now holds.
+void Dmirror::finalize_and_map(const MigrateVma& args) {
+  MutexLock guard(mutex_);
+  for (uint64_t i = 0; i < args.npages; i++) {
+    const MigratePfn& src = args.src[i];
+    const MigratePfn& dst = args.dst[i];
+    if (!src.migrate || !dst.valid) continue;
+    uint64_t nr = dst.compound ? kHPageNr : 1;
+    uint64_t vpn = args.start.page_index() + i;
+    for (uint64_t j = 0; j < nr; j++) pt_[vpn + j] = DptEntry{dst.pfn + j, dst.write, false};
+  }
+}
+
+Status Dmirror::read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& out) {
+  World& world = dev_->world();
+  out.assign(npages * kPageSize, std::byte{0});
+  MutexLock guard(mutex_);
+  for (uint64_t i = 0; i < npages; i++) {
+    auto it = pt_.find(start.page_index() + i);
+    if (it == pt_.end()) return Err{Errno::kNoEnt};
+    page_read(world.mem().page(it->second.pfn), 0, out.data() + i * kPageSize, kPageSize);
+  }
+  return Ok();
+}
+
+Status Dmirror::migrate_to_dev(DmirrorCmd& cmd) {
+  HMM_TRY(check_cmd(cmd));
+  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
+  Vaddr end = cmd.addr + cmd.npages * kPageSize;
+  World& world = dev_->world();
+  HMM_TRY(for_each_window(*mm_, cmd.addr, end, kSelectSystem | kSelectCompound, dev_->owner(),
+                          [&](MigrateVma& args) {
+                            alloc_and_copy_to_dev(args);
+                            migrate_vma_pages(world, args);
+                            finalize_and_map(args);
+                            migrate_vma_finalize(world, args);
+                            return Ok();
+                          }));
+  HMM_TRY(read_back(cmd.addr, cmd.npages, cmd.data));
+  cmd.cpages = cmd.npages;
+  return Ok();
+}
+
+Status Dmirror::migrate_to_sys(DmirrorCmd& cmd) {
+  HMM_TRY(check_cmd(cmd));
+  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
+  Vaddr end = cmd.addr + cmd.npages * kPageSize;
+  World& world = dev_->world();
+  HMM_TRY(for_each_window(*mm_, cmd.addr, end, kSelectDevicePrivate | kSelectCompound,
+                          dev_->owner(), [&](MigrateVma& args) -> Status {
+                            VmFault ret = dmirror_fault_alloc_and_copy(args, *this);
+                            migrate_vma_pages(world, args);
+                            for (uint64_t i = 0; i < args.npages; i++) {
+                              if (args.src[i].valid && args.src[i].migrate) cmd.cpages++;
+                            }
+                            migrate_vma_finalize(world, args);
+                            if (ret == VmFault::kOom) return Err{Errno::kNoMem};
+                            return Ok();
+                          }));
+  return Ok();
+}
+
+VmFault dmirror_fault_alloc_and_copy(MigrateVma& args, Dmirror& mirror) {
+  World& world = mirror.device().world();
+  for (uint64_t i = 0; i < args.npages; i++) {
+    MigratePfn& src = args.src[i];
+    if (!src.valid || !src.migrate) continue;
+    Folio spage = pfn_folio(world.mem(), src.pfn);
+    if (!spage.is_device_private()) continue;
+    Order order = spage.order();
+    std::optional<Folio> dpage;
+    if (!mirror.take_fail_alloc()) dpage = folio_alloc(world.mem(), order);
+    uint64_t nr = dpage ? order.nr_pages() : 1;
+    if (!dpage && order.v > 0) {
+      // Small pages for every sub-page: the core splits the device folio.
+      for (uint64_t j = 0; j < order.nr_pages() && i + j < args.npages; j++) {
+        std::optional<Folio> small = folio_alloc(world.mem(), Order{0});
+        if (!small) return VmFault::kOom;
+        bool locked = folio_trylock(*small);
+        HMM_ASSERT(locked, "a new folio is locked by somebody");
+        page_copy(small->head(), spage.page(j));
+        mirror.pt_erase(args.start + (i + j) * kPageSize);
+        args.dst[i + j] = MigratePfn::page(small->pfn());
+        args.dst[i + j].write = src.write;
+      }
+      i += order.nr_pages() - 1;
+      continue;
+    }
+    if (!dpage) return VmFault::kOom;
+    bool locked = folio_trylock(*dpage);
+    HMM_ASSERT(locked, "a new folio is locked by somebody");
+    for (uint64_t j = 0; j < nr; j++) {
+      page_copy(dpage->page(j), spage.page(j));
+      mirror.pt_erase(args.start + (i + j) * kPageSize);
+    }
+    args.dst[i] = MigratePfn::page(dpage->pfn(), order.v > 0);
+    args.dst[i].write = src.write;
+  }
+  return VmFault::kDone;
+}
+
+}  // namespace hmmsim
