@@ -93,6 +93,20 @@ namespace {
 void insert_page(Vma& vma, Vaddr addr, Folio folio, MigratePfn& src)
     NO_THREAD_SAFETY_ANALYSIS {
   // pte_offset_map_lock() below; the table cannot go while mmap_lock is held.
+  // The huge zero page is split so that one of its pages can be replaced;
+  // any other PMD leaf means the range was populated meanwhile.
+  PmdTable* pmdt = vma.mm().pmd_table(addr, MmStruct::Alloc::kYes);
+  bool huge_zero = false;
+  {
+    MutexLock guard(pmdt->ptl);
+    Pmd pmd = pmdt->slot(addr.pmd_index()).entry;
+    if (pmd.is_huge() && pmd.kind() != PmdKind::kHugeZero) {
+      src.migrate = false;
+      return;
+    }
+    huge_zero = pmd.kind() == PmdKind::kHugeZero;
+  }
+  if (huge_zero) split_huge_pmd_address(vma, addr, Freeze::kNo);
   vma_anon_prepare(vma);
   PteTable* table = pte_table_lookup(vma.mm(), addr, MmStruct::Alloc::kYes);
   if (!table) {  // a huge entry appeared
