@@ -36,7 +36,7 @@ Pmd mk_anon_pmd(const Vma& vma, Pfn head) {
 
 // map_anon_folio_pmd(): install a new exclusive THP in an empty (or huge
 // zero) slot that already has its deposit.
-void map_anon_folio_pmd(Vma& vma, PmdRef pmd, Folio folio) REQUIRES(pmd.table->ptl) {
+void map_anon_folio_pmd(Vma& vma, PmdRef pmd, Folio folio) {
   World& world = vma.mm().world();
   folio_add_new_anon_rmap(folio, vma, pmd.haddr, RmapFlags::kExclusive);
   folio.head().set(kPgLru);
@@ -97,7 +97,7 @@ VmFault do_huge_pmd_anonymous_page(Vma& vma, PmdRef pmd, uint32_t flags) {
 }
 
 // Reuse an exclusive THP in place (wp_page_reuse at PMD level).
-static void reuse_huge_pmd(PmdRef pmd, Pmd orig) REQUIRES(pmd.table->ptl) {
+static void reuse_huge_pmd(PmdRef pmd, Pmd orig) {
   Pmd entry = Pmd::present(orig.pfn(), EntryBits{.write = true, .dirty = true, .young = true,
                                                  .soft_dirty = orig.soft_dirty()});
   pmd.slot().entry = entry;

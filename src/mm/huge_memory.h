@@ -41,11 +41,18 @@ class PageVmaMappedWalk;
 enum class Freeze : bool { kNo, kYes };
 
 // The PMD slot covering one 2 MiB range of an address space.
+//
+// Functions that take a PmdRef and say "Requires: the PMD lock" need
+// `table->ptl` held. Clang's analysis cannot follow a lock through a
+// by-value handle, so slot() checks it at run time instead.
 struct PmdRef {
   PmdTable* table = nullptr;
   unsigned idx = 0;
   Vaddr haddr;  // PMD-aligned start of the range
-  PmdSlot& slot() const REQUIRES(table->ptl) { return table->slot(idx); }
+  PmdSlot& slot() const NO_THREAD_SAFETY_ANALYSIS {
+    HMM_ASSERT(table->ptl.is_locked(), "PMD slot at {:#x} used without its lock", haddr.v);
+    return table->slot_quiesced(idx);
+  }
 };
 
 // thp_vma_allowable_order() for PMD order at `addr`.
@@ -55,24 +62,25 @@ bool thp_vma_allowable(const Vma& vma, Vaddr addr);
 // kFallback: continue at PTE level.
 VmFault do_huge_pmd_anonymous_page(Vma& vma, PmdRef pmd, uint32_t flags);
 VmFault do_huge_pmd_wp_page(Vma& vma, PmdRef pmd, Pmd orig);
-void huge_pmd_set_accessed(PmdRef pmd, Pmd orig, uint32_t flags) REQUIRES(pmd.table->ptl);
+// Requires: the PMD lock.
+void huge_pmd_set_accessed(PmdRef pmd, Pmd orig, uint32_t flags);
 
-// --- whole-PMD operations (caller holds the PMD lock) ---
+// --- whole-PMD operations (Requires: the PMD lock of each PmdRef) ---
 // zap_huge_pmd(): clear a PMD leaf, dropping rmap, reference, rss, deposit.
-void zap_huge_pmd(Vma& vma, PmdRef pmd) REQUIRES(pmd.table->ptl);
+void zap_huge_pmd(Vma& vma, PmdRef pmd);
 // change_huge_pmd(): mprotect of a whole PMD leaf to `newflags`.
-void change_huge_pmd(Vma& vma, PmdRef pmd, uint32_t newflags) REQUIRES(pmd.table->ptl);
+void change_huge_pmd(Vma& vma, PmdRef pmd, uint32_t newflags);
 // copy_huge_pmd(): fork of a PMD leaf into `dst` (whose lock is held too).
-void copy_huge_pmd(Vma& dst_vma, Vma& src_vma, PmdRef dst, PmdRef src)
-    REQUIRES(dst.table->ptl, src.table->ptl);
+void copy_huge_pmd(Vma& dst_vma, Vma& src_vma, PmdRef dst, PmdRef src);
 // move_huge_pmd(): mremap of a whole PMD leaf from `old` to `new` (an empty
 // slot of the new Vma's address space).
-void move_huge_pmd(PmdRef old_pmd, PmdRef new_pmd) REQUIRES(old_pmd.table->ptl, new_pmd.table->ptl);
+void move_huge_pmd(PmdRef old_pmd, PmdRef new_pmd);
 
 // --- PMD split ---
-void __split_huge_pmd_locked(Vma& vma, PmdRef pmd, Freeze freeze) REQUIRES(pmd.table->ptl);
+// Requires: the PMD lock.
+void __split_huge_pmd_locked(Vma& vma, PmdRef pmd, Freeze freeze);
 // split_huge_pmd(): takes the lock; does nothing unless a leaf is there.
-void split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze) EXCLUDES(pmd.table->ptl);
+void split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze);
 void split_huge_pmd_address(Vma& vma, Vaddr addr, Freeze freeze);
 // vma_adjust_trans_huge(): before `vma` is cut at `addr`, split a PMD leaf
 // that straddles it.

@@ -63,7 +63,7 @@ std::vector<Folio> collect_folios_to_split(Vma& vma, Vaddr start, Vaddr end) {
 }
 
 // madvise_free_huge_pmd() for a PMD leaf wholly inside the range.
-void free_huge_pmd(Vma& vma, PmdRef pmd) REQUIRES(pmd.table->ptl) {
+void free_huge_pmd(Vma& vma, PmdRef pmd) {
   Pmd entry = pmd.slot().entry;
   if (entry.kind() != PmdKind::kPresent) return;
   Folio folio = pfn_folio(vma.mm().world().mem(), entry.pfn());

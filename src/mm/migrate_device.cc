@@ -215,7 +215,9 @@ Collector::Step Collector::collect_pte(PteTable& table, Vaddr addr) {
   return unmap_pte(table, addr, pte, mpfn);
 }
 
-void Collector::collect_pmd(Vaddr start, Vaddr end) {
+void Collector::collect_pmd(Vaddr start, Vaddr end) NO_THREAD_SAFETY_ANALYSIS {
+  // The PMD lock taken below is released on every path: here, or by
+  // collect_huge_pmd(), which receives it.
   Vaddr addr = start;
   while (addr < end) {
     PmdTable* pmdt = vma_.mm().pmd_table(addr, MmStruct::Alloc::kNo);
