@@ -52,24 +52,14 @@ void census_pte_table(World& world, Census& c, MmStruct& mm, const PteTable& tab
 
 void census_mm(World& world, Census& c, MmStruct& mm) {
   c.mms[&mm];
-  const PgdTable& pgd = mm.pgd_quiesced();
-  for (unsigned g = 0; g < kPtrsPerTable; g++) {
-    if (!pgd.puds[g]) continue;
-    for (unsigned u = 0; u < kPtrsPerTable; u++) {
-      const PmdTable* pmdt = pgd.puds[g]->pmds[u].get();
-      if (!pmdt) continue;
-      for (unsigned m = 0; m < kPtrsPerTable; m++) {
-        const PmdSlot& slot = pmdt->peek(m);
-        Vaddr base{uint64_t{g} * kPgdSize + uint64_t{u} * kPudSize + uint64_t{m} * kPmdSize};
-        if (slot.deposit) c.mms[&mm].pte_tables++;
-        if (slot.table) census_pte_table(world, c, mm, *slot.table, base);
-        if (slot.entry.is_huge()) {
-          record(world, c, EntryRef{.mm = &mm, .vma = vma_of(mm, base), .addr = base,
-                                    .pmd_level = true, .pte = {}, .pmd = slot.entry});
-        }
-      }
+  for_each_pmd_slot(mm, [&](Vaddr base, const PmdTable&, const PmdSlot& slot) {
+    if (slot.deposit) c.mms[&mm].pte_tables++;
+    if (slot.table) census_pte_table(world, c, mm, *slot.table, base);
+    if (slot.entry.is_huge()) {
+      record(world, c, EntryRef{.mm = &mm, .vma = vma_of(mm, base), .addr = base,
+                                .pmd_level = true, .pte = {}, .pmd = slot.entry});
     }
-  }
+  });
 }
 
 std::string flag_names(const Page& p) {
@@ -93,6 +83,22 @@ std::string flag_names(const Page& p) {
 std::string EntryRef::describe() const {
   return fmt::format("mm {} {:#x} {}: {}{}", mm->pid(), addr.v, pmd_level ? "pmd" : "pte",
                      pmd_level ? pmd.describe() : pte.describe(), vma ? "" : " (outside any Vma)");
+}
+
+void for_each_pmd_slot(const MmStruct& mm,
+                       const std::function<void(Vaddr, const PmdTable&, const PmdSlot&)>& fn) {
+  const PgdTable& pgd = mm.pgd_quiesced();
+  for (unsigned g = 0; g < kPtrsPerTable; g++) {
+    if (!pgd.puds[g]) continue;
+    for (unsigned u = 0; u < kPtrsPerTable; u++) {
+      const PmdTable* pmdt = pgd.puds[g]->pmds[u].get();
+      if (!pmdt) continue;
+      for (unsigned m = 0; m < kPtrsPerTable; m++) {
+        Vaddr base{uint64_t{g} * kPgdSize + uint64_t{u} * kPudSize + uint64_t{m} * kPmdSize};
+        fn(base, *pmdt, pmdt->peek(m));
+      }
+    }
+  }
 }
 
 Census take_census(World& world) {
@@ -122,6 +128,31 @@ std::string folio_dump(World& world, const Census& census, Folio folio) {
     out += "  mapped by no page-table entry\n";
   }
   return out;
+}
+
+std::string mm_dump(const Census& census, const MmStruct& mm) {
+  auto it = census.mms.find(&mm);
+  MmCensus found = it == census.mms.end() ? MmCensus{} : it->second;
+  std::string out = fmt::format(
+      "mm {}: nr_ptes={} anon_rss={} (found {} PTE tables, {} pages in rss-counted entries)"
+      "{}{}\n",
+      mm.pid(), mm.nr_ptes(), mm.anon_rss(), found.pte_tables, found.anon_entries,
+      mm.mmap_lock.is_locked() ? " mmap_lock held" : "",
+      mm.page_table_lock.is_locked() ? " page_table_lock held" : "");
+  for (const auto& [start, vma] : mm.vmas_quiesced()) {
+    out += fmt::format("  vma [{:#x}, {:#x}) flags={:#x} pgoff={:#x} anon_vma={} chain={}\n",
+                       vma->start().v, vma->end().v, vma->flags(), vma->pgoff(),
+                       static_cast<const void*>(vma->anon_vma()), vma->anon_vma_chain().size());
+  }
+  if (mm.vmas_quiesced().empty()) out += "  no Vmas\n";
+  return out;
+}
+
+std::string page_dump(const Page& page) {
+  return fmt::format(
+      "page pfn={:#x} refcount={} _mapcount={} flags={} order={} head_offset={} data={}\n",
+      page.pfn, page.refcount.load(), page.mapcount.load(), flag_names(page), page.order,
+      page.head_offset, page.data ? "yes" : "no");
 }
 
 }  // namespace hmmsim::check

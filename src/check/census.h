@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -42,7 +43,17 @@ struct Census {
 
 Census take_census(World& world);
 
+// Calls fn(base, table, slot) for every PMD slot of every PMD table of `mm`,
+// with `base` the first address the slot covers (world quiesced).
+void for_each_pmd_slot(const MmStruct& mm,
+                       const std::function<void(Vaddr, const PmdTable&, const PmdSlot&)>& fn);
+
 // A readable description of a folio: counters, flags and its mappings.
 std::string folio_dump(World& world, const Census& census, Folio folio);
+// A readable description of an address space: its counters, what the census
+// found, and its Vmas with their anon_vmas.
+std::string mm_dump(const Census& census, const MmStruct& mm);
+// One frame's descriptor, raw.
+std::string page_dump(const Page& page);
 
 }  // namespace hmmsim::check

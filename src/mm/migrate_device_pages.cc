@@ -264,7 +264,33 @@ void migrate_device_pages_common(World& world, std::span<MigratePfn> src,
   }
 }
 
+namespace {
+
+// I13: between setup and finalize a compound slot sits at a PMD-aligned
+// address with 511 empty slots after it, and every slot still migrating a
+// page holds that page's folio locked.
+void check_migrate_arrays(World& world, const MigrateVma& args) {
+  for (uint64_t i = 0; i < args.npages; i++) {
+    const MigratePfn& m = args.src[i];
+    if (m.compound) {
+      HMM_ASSERT((args.start + i * kPageSize).pmd_aligned() && i + kMigrateCompoundSlots <= args.npages,
+                 "I13: compound slot {} at a misaligned address", i);
+      for (uint64_t j = 1; j < kMigrateCompoundSlots; j++) {
+        HMM_ASSERT(args.src[i + j].empty(), "I13: slot {} after compound slot {} is not empty",
+                   i + j, i);
+      }
+    }
+    if (m.migrate && m.valid) {
+      HMM_ASSERT(folio_test_locked(slot_folio(world, m)),
+                 "I13: slot {} migrates an unlocked folio {:#x}", i, m.pfn.v);
+    }
+  }
+}
+
+}  // namespace
+
 void migrate_vma_pages(World& world, MigrateVma& args) {
+  check_migrate_arrays(world, args);
   migrate_device_pages_common(world, args.src.first(args.npages), args.dst.first(args.npages),
                               args.vma, args.start, args.fault_page);
 }

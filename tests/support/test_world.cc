@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "mm/internal.h"
+#include "mm/rmap.h"
 
 namespace hmmsim::testing {
 
@@ -42,6 +43,57 @@ void exit_all(World& world) {
 void expect_clean(World& world) {
   CheckReport report = check_world(world);
   EXPECT_TRUE(report.ok()) << report.to_string();
+}
+
+void expect_clean_but_locked(World& world) {
+  CheckReport report = check_world(world);
+  CheckReport others;
+  for (const Violation& v : report.violations()) {
+    bool folio_lock = v.invariant == "LOCK" && v.message.rfind("folio ", 0) == 0;
+    if (!folio_lock) {
+      others.add(v);
+    }
+  }
+  EXPECT_TRUE(others.ok()) << others.to_string();
+}
+
+Vma* vma_at(MmStruct& mm, Vaddr addr) {
+  const auto& vmas = mm.vmas_quiesced();
+  auto it = vmas.upper_bound(addr.v);
+  if (it == vmas.begin()) return nullptr;
+  Vma* vma = std::prev(it)->second.get();
+  return vma->contains(addr) ? vma : nullptr;
+}
+
+size_t nr_vmas(MmStruct& mm) {
+  return mm.vmas_quiesced().size();
+}
+
+void write_pattern(MmStruct& mm, Vaddr addr, uint64_t pages, uint32_t tag) {
+  for (uint64_t i = 0; i < pages; i++) must_write(mm, addr + i * kPageSize, tag + uint32_t(i));
+}
+
+void expect_pattern(MmStruct& mm, Vaddr addr, uint64_t pages, uint32_t tag) {
+  for (uint64_t i = 0; i < pages; i++) {
+    EXPECT_EQ(must_read(mm, addr + i * kPageSize), tag + uint32_t(i))
+        << "page " << i << " at " << std::hex << (addr + i * kPageSize).v;
+  }
+}
+
+RmapCount rmap_count(Folio folio) {
+  RmapCount count;
+  folio_lock(folio);
+  rmap_walk(
+      folio,
+      [&](Vma& vma, Vaddr addr) {
+        count.vmas++;
+        PageVmaMappedWalk pvmw(folio, vma, addr, PvmwFlags::kNone);
+        while (pvmw.next()) count.mappings++;
+        return true;
+      },
+      RmapLocked::kNo);
+  folio_unlock(folio);
+  return count;
 }
 
 }  // namespace hmmsim::testing

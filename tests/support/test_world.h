@@ -9,6 +9,7 @@
 #include "mm/folio.h"
 #include "mm/mm.h"
 #include "mm/mm_struct.h"
+#include "mm/vma.h"
 #include "mm/world.h"
 
 namespace hmmsim::testing {
@@ -32,5 +33,27 @@ void exit_all(World& world);
 
 // Runs the whole checker and fails the test with its report on a violation.
 void expect_clean(World& world);
+// The same, but tolerates folios left locked: for tests that drive a
+// migration by hand and hold the folio lock while they look at the state.
+void expect_clean_but_locked(World& world);
+
+// The Vma containing `addr`, or nullptr (the test is the only thread).
+Vma* vma_at(MmStruct& mm, Vaddr addr);
+// The number of Vmas of `mm`.
+size_t nr_vmas(MmStruct& mm);
+
+// Writes `tag + i` into the first word of page i of [addr, addr + pages),
+// and checks that it reads back.
+void write_pattern(MmStruct& mm, Vaddr addr, uint64_t pages, uint32_t tag);
+void expect_pattern(MmStruct& mm, Vaddr addr, uint64_t pages, uint32_t tag);
+
+// What an rmap walk of a folio finds: the Vmas it visits and the entries
+// (present or device) in them that map the folio.
+struct RmapCount {
+  int vmas = 0;
+  int mappings = 0;
+};
+// Locks the folio, walks its rmap and unlocks it.
+RmapCount rmap_count(Folio folio);
 
 }  // namespace hmmsim::testing
