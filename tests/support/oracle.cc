@@ -62,6 +62,12 @@ std::vector<OracleRange> OracleMm::ranges() const {
   return out;
 }
 
+Vaddr OracleMm::populated_page(uint64_t n) const {
+  auto it = pages_.begin();
+  std::advance(it, n);
+  return Vaddr{it->first << kPageShift};
+}
+
 void OracleMm::peek(Vaddr addr, std::span<std::byte> out) const {
   uint64_t done = 0;
   while (done < out.size()) {
@@ -121,8 +127,7 @@ bool OracleMm::for_each_piece(Vaddr start, Vaddr end, Fn fn) {
   split_at(end);
   bool hole = false;
   Vaddr cur = start;
-  for (auto it = areas_.lower_bound(start.v); it != areas_.end() && it->second.start < end;
-       ++it) {
+  for (auto it = areas_.lower_bound(start.v); it != areas_.end() && it->second.start < end; ++it) {
     if (it->second.start > cur) hole = true;
     fn(it->second);
     cur = it->second.end;
@@ -162,9 +167,8 @@ Status OracleMm::mprotect(Vaddr addr, uint64_t len, uint32_t prot) {
   Vaddr cur = addr;
   split_at(addr);
   split_at(end);
-  for (auto it = areas_.lower_bound(addr.v); it != areas_.end() && it->second.start == cur &&
-                                             cur < end;
-       ++it) {
+  for (auto it = areas_.lower_bound(addr.v);
+       it != areas_.end() && it->second.start == cur && cur < end; ++it) {
     it->second.attrs.prot = prot;
     cur = it->second.end;
   }
@@ -174,11 +178,12 @@ Status OracleMm::mprotect(Vaddr addr, uint64_t len, uint32_t prot) {
 
 // madvise(): EINVAL for an unaligned start or a wrapping range, success for
 // an empty one. The advice applies to every mapped piece; a hole anywhere
-// in the range makes the call return ENOMEM afterwards.
+// in the range (above the address space included) makes the call return
+// ENOMEM afterwards.
 Status OracleMm::madvise(Vaddr addr, uint64_t len, Advice advice) {
   if (!addr.page_aligned()) return Err{Errno::kInval};
   uint64_t size = page_align_up(len);
-  if (size < len || !range_in_user_space(addr, size)) return Err{Errno::kInval};
+  if (size < len || addr.v + size < addr.v) return Err{Errno::kInval};
   if (size == 0) return Ok();
   Vaddr end = addr + size;
   bool hole = for_each_piece(addr, end, [&](OracleRange& area) {
