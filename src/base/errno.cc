@@ -6,7 +6,7 @@
 namespace hmmsim {
 namespace {
 
-constexpr std::array<std::pair<Errno, std::string_view>, 9> kNames = {{
+constexpr std::array<std::pair<Errno, std::string_view>, 10> kNames = {{
     {Errno::kPerm, "EPERM"},
     {Errno::kNoEnt, "ENOENT"},
     {Errno::kAgain, "EAGAIN"},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<Errno, std::string_view>, 9> kNames = {{
     {Errno::kExist, "EEXIST"},
     {Errno::kInval, "EINVAL"},
     {Errno::kNoSpc, "ENOSPC"},
+    {Errno::kOverflow, "EOVERFLOW"},
 }};
 
 }  // namespace

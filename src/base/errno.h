@@ -21,6 +21,7 @@ enum class Errno : int {
   kExist = 17,   // EEXIST
   kInval = 22,   // EINVAL
   kNoSpc = 28,   // ENOSPC
+  kOverflow = 75,  // EOVERFLOW
 };
 
 // "EINVAL" for Errno::kInval.

@@ -4,6 +4,7 @@
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -101,8 +102,15 @@ bool copy_huge_pmd_range(Vma& dst_vma, Vma& src_vma, Vaddr addr) NO_THREAD_SAFET
   return true;
 }
 
-// copy_page_range() for one Vma.
+// copy_page_range() for one Vma. A COW mapping write-protects the
+// parent's entries, so the parent's secondary MMUs hear of it first
+// (MMU_NOTIFY_PROTECTION_PAGE over the whole source Vma).
 void copy_page_range(Vma& dst_vma, Vma& src_vma) {
+  std::optional<MmuNotifierInvalidation> inv;
+  if (src_vma.is_cow_mapping()) {
+    inv.emplace(mmu_notifier_range_init(MmuNotifyEvent::kProtectionPage, src_vma.mm(),
+                                        src_vma.start(), src_vma.end()));
+  }
   for (Vaddr addr = src_vma.start(); addr < src_vma.end();) {
     Vaddr next = addr.pmd_down() + kPmdSize;
     if (next > src_vma.end()) next = src_vma.end();
@@ -128,11 +136,15 @@ MmStruct& dup_mm(MmStruct& parent) {
 }
 
 void exit_mmap(MmStruct& mm) {
+  // The subscriptions hear that the address space goes away before
+  // anything is unmapped, without mmap_lock (mmu_notifier_release).
+  mmu_notifier_release(mm);
   {
     WriteLock guard(mm.mmap_lock);
     std::vector<Vma*> vmas;
     for (const auto& [start, vma] : mm.vmas()) vmas.push_back(vma.get());
-    for (Vma* vma : vmas) zap_page_range(*vma, vma->start(), vma->end());
+    // unmap_vmas(tlb, ..., 0, ULONG_MAX): one MMU_NOTIFY_UNMAP of everything.
+    if (!vmas.empty()) unmap_vmas(mm, vmas, Vaddr{0}, Vaddr{~uint64_t{0}});
     for (Vma* vma : vmas) {
       unlink_anon_vmas(mm.world(), *vma);
       std::unique_ptr<Vma> gone = mm.remove_vma(vma);

@@ -6,6 +6,7 @@
 #include "mm/deferred_split.h"
 #include "mm/internal.h"
 #include "mm/migrate.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/vmstat.h"
 #include "mm/world.h"
@@ -55,6 +56,9 @@ VmFault do_huge_zero_wp_pmd(Vma& vma, PmdRef pmd, Pmd orig) {
     world.stats().count(VmEvent::kThpFaultFallback);
     return VmFault::kFallback;
   }
+  // The huge zero page's mapping is replaced: MMU_NOTIFY_CLEAR of the PMD.
+  MmuNotifierInvalidation inv(mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), pmd.haddr,
+                                                      pmd.haddr + kPmdSize));
   MutexLock guard(pmd.table->ptl);
   if (!(pmd.slot().entry.kind() == orig.kind())) {
     folio_put(*folio);
@@ -107,7 +111,7 @@ VmFault do_huge_pmd_wp_page(Vma& vma, PmdRef pmd, Pmd orig) {
   if (orig.kind() == PmdKind::kHugeZero) {
     VmFault ret = do_huge_zero_wp_pmd(vma, pmd, orig);
     if (ret != VmFault::kFallback) return ret;
-    split_huge_pmd(vma, pmd, Freeze::kNo);
+    __split_huge_pmd(vma, pmd, Freeze::kNo);
     return VmFault::kFallback;
   }
   World& world = vma.mm().world();
@@ -147,7 +151,7 @@ VmFault do_huge_pmd_wp_page(Vma& vma, PmdRef pmd, Pmd orig) {
     pmd.table->ptl.unlock();
   }
   // Shared: split the PMD and let the PTE fault copy one 4 KiB page.
-  split_huge_pmd(vma, pmd, Freeze::kNo);
+  __split_huge_pmd(vma, pmd, Freeze::kNo);
   return VmFault::kFallback;
 }
 

@@ -12,7 +12,8 @@
 // Splitting (huge_split.cc, folio_split.cc):
 //   __split_huge_pmd_locked    one PMD -> 512 PTEs of the same folio,
 //                              freezing (migration entries) or not
-//   split_huge_pmd(_address)   the same, taking the PMD lock
+//   (__)split_huge_pmd(_address) the same, taking the PMD lock, inside an
+//                              mmu notifier invalidation of the 2 MiB
 //   vma_adjust_trans_huge      split PMDs a new Vma boundary would cut
 //   split_folio                one order-9 folio -> 512 order-0 folios:
 //                              unmap to migration entries, freeze, split,
@@ -79,8 +80,15 @@ void move_huge_pmd(PmdRef old_pmd, PmdRef new_pmd);
 // --- PMD split ---
 // Requires: the PMD lock.
 void __split_huge_pmd_locked(Vma& vma, PmdRef pmd, Freeze freeze);
-// split_huge_pmd(): takes the lock; does nothing unless a leaf is there.
+// __split_huge_pmd(): inside an MMU_NOTIFY_CLEAR invalidation of the
+// 2 MiB, takes the lock and splits the leaf if one is there. The caller
+// holds no page-table lock.
+void __split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze);
+// split_huge_pmd(): __split_huge_pmd() only if the slot holds a leaf now
+// (the kernel's macro, which peeks without the lock).
 void split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze);
+// split_huge_pmd_address(): __split_huge_pmd() of the PMD covering `addr`,
+// if a PMD table exists there (mm_find_pmd).
 void split_huge_pmd_address(Vma& vma, Vaddr addr, Freeze freeze);
 // vma_adjust_trans_huge(): before `vma` is cut at `addr`, split a PMD leaf
 // that straddles it.

@@ -14,6 +14,7 @@
 #include "base/assert.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/vmstat.h"
 #include "mm/world.h"
@@ -113,15 +114,28 @@ void __split_huge_pmd_locked(Vma& vma, PmdRef pmd, Freeze freeze) {
   if (folio && freeze == Freeze::kYes) folio_put(folio);
 }
 
-void split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze) {
+void __split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze) {
+  // The secondary MMUs drop the 2 MiB first: MMU_NOTIFY_CLEAR, whether or
+  // not a leaf is still there once the lock is taken.
+  MmuNotifierInvalidation inv(mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), pmd.haddr,
+                                                      pmd.haddr + kPmdSize));
   MutexLock guard(pmd.table->ptl);
   if (pmd.slot().entry.is_huge()) __split_huge_pmd_locked(vma, pmd, freeze);
 }
 
+void split_huge_pmd(Vma& vma, PmdRef pmd, Freeze freeze) {
+  bool huge = false;
+  {
+    MutexLock guard(pmd.table->ptl);
+    huge = pmd.slot().entry.is_huge();
+  }
+  if (huge) __split_huge_pmd(vma, pmd, freeze);
+}
+
 void split_huge_pmd_address(Vma& vma, Vaddr addr, Freeze freeze) {
-  PmdTable* table = vma.mm().pmd_table(addr, MmStruct::Alloc::kNo);
+  PmdTable* table = vma.mm().pmd_table(addr, MmStruct::Alloc::kNo);  // mm_find_pmd
   if (!table) return;
-  split_huge_pmd(vma, PmdRef{table, addr.pmd_index(), addr.pmd_down()}, freeze);
+  __split_huge_pmd(vma, PmdRef{table, addr.pmd_index(), addr.pmd_down()}, freeze);
 }
 
 void vma_adjust_trans_huge(Vma& vma, Vaddr addr) {

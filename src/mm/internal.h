@@ -2,6 +2,8 @@
 // (Linux `mm/internal.h`).
 #pragma once
 
+#include <span>
+
 #include "base/result.h"
 #include "base/thread_annotations.h"
 #include "base/types.h"
@@ -22,8 +24,15 @@ PteTable* pte_table_lookup(MmStruct& mm, Vaddr addr, MmStruct::Alloc alloc);
 Folio pte_folio(World& world, const Pte& pte);
 
 // zap_page_range_single(): removes every mapping in [start, end) of `vma`,
-// dropping rmap, references and rss. Page tables stay (see free_pgtables).
+// dropping rmap, references and rss, inside an MMU_NOTIFY_CLEAR
+// invalidation of the range. Page tables stay (see free_pgtables).
 void zap_page_range(Vma& vma, Vaddr start, Vaddr end);
+// unmap_single_vma(): the same without telling the mmu notifiers; the
+// caller has started an invalidation covering [start, end).
+void unmap_single_vma(Vma& vma, Vaddr start, Vaddr end);
+// unmap_vmas(): one MMU_NOTIFY_UNMAP invalidation of [start, end) around
+// the unmap of each Vma's part of it (munmap, exit_mmap).
+void unmap_vmas(MmStruct& mm, std::span<Vma* const> vmas, Vaddr start, Vaddr end);
 
 // free_pgtables(): frees page tables in [start, end) that no Vma covers any
 // more. The caller holds mmap_lock for write and has zapped the range.

@@ -18,6 +18,7 @@
 #include "mm/deferred_split.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/vmstat.h"
 #include "mm/world.h"
@@ -174,10 +175,16 @@ Scan collapse_one(Vma& vma, Vaddr haddr) NO_THREAD_SAFETY_ANALYSIS {
   if (!thp) return Scan::kAllocHugePageFail;
   world.stats().count(VmEvent::kThpCollapseAlloc);
   anon_vma_lock_write(vma.anon_vma());
-  pmdt->ptl.lock();
-  table = std::move(pmd.slot().table);  // pmdp_collapse_flush
-  pmd.slot().entry = Pmd::none();
-  pmdt->ptl.unlock();
+  {
+    // The PTE mappings go away: MMU_NOTIFY_CLEAR of the 2 MiB, around the
+    // detach only (collapse_huge_page).
+    MmuNotifierInvalidation inv(mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), haddr,
+                                                        haddr + kPmdSize));
+    pmdt->ptl.lock();
+    table = std::move(pmd.slot().table);  // pmdp_collapse_flush
+    pmd.slot().entry = Pmd::none();
+    pmdt->ptl.unlock();
+  }
   Scan r = collapse_detached(vma, *table, *thp);
   pmdt->ptl.lock();
   if (r == Scan::kSucceed) {

@@ -12,6 +12,7 @@
 #include "base/assert.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -91,6 +92,10 @@ void free_ptes(World& world, PteTable& table, Vaddr from, Vaddr to) REQUIRES(tab
 
 void madvise_free_range(Vma& vma, Vaddr start, Vaddr end) {
   World& world = vma.mm().world();
+  // madvise_free_single_vma(): entries become clean and old, and THPs may
+  // be split, under one MMU_NOTIFY_CLEAR of the range.
+  MmuNotifierInvalidation inv(
+      mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), start, end));
   for (Folio folio : collect_folios_to_split(vma, start, end)) {
     if (folio_trylock(folio)) {
       (void)split_folio(world, folio);  // on failure the folio just stays whole

@@ -5,6 +5,7 @@
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/memremap.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -113,6 +114,10 @@ VmFault wp_page_copy(VmFaultCtx& vmf, Pte orig, Folio old) {
     page_copy(new_folio->head(), vmf.world().mem().page(orig.pfn()));
   }
   vma_anon_prepare(vmf.vma);
+  // The old page's mapping is replaced: MMU_NOTIFY_CLEAR of this page,
+  // begun before and ended after the PTE lock, even if the entry changed.
+  MmuNotifierInvalidation inv(mmu_notifier_range_init(MmuNotifyEvent::kClear, vmf.mm(), vmf.addr,
+                                                      vmf.addr + kPageSize));
   MutexLock guard(vmf.table->ptl);
   if (!(vmf.table->get(vmf.idx()) == orig)) {
     folio_put(*new_folio);  // the entry changed under us: retry the access

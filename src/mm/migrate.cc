@@ -1,10 +1,14 @@
 #include "mm/migrate.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "base/assert.h"
 #include "mm/deferred_split.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/vmstat.h"
 #include "mm/world.h"
@@ -44,8 +48,20 @@ bool migrate_one_pte(PageVmaMappedWalk& pvmw, Folio folio) {
   return true;
 }
 
-// try_to_migrate_one(): convert this Vma's mappings of `folio`.
+// The part of `folio` that `vma` can map, when its first page would be at
+// `addr` (vma_address() and vma_address_end()).
+std::pair<Vaddr, Vaddr> folio_range_in_vma(Folio folio, const Vma& vma, Vaddr addr) {
+  Vaddr end = addr + folio.nr_pages() * kPageSize;
+  return {std::max(addr, vma.start()), std::min(end, vma.end())};
+}
+
+// try_to_migrate_one(): convert this Vma's mappings of `folio`, inside an
+// MMU_NOTIFY_CLEAR invalidation of the folio's range in the Vma (which
+// covers the PMD a kSplitHugePmd split rewrites).
 bool try_to_migrate_one(Folio folio, Vma& vma, Vaddr addr, uint32_t flags) {
+  auto [start, end] = folio_range_in_vma(folio, vma, addr);
+  MmuNotifierInvalidation inv(
+      mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), start, end));
   PageVmaMappedWalk pvmw(folio, vma, addr, PvmwFlags::kNone);
   while (pvmw.next()) {
     if (pvmw.pmd_level()) {

@@ -8,6 +8,7 @@
 #include "mm/memremap.h"
 #include "mm/migrate.h"
 #include "mm/migrate_device_internal.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -319,7 +320,13 @@ Status migrate_vma_setup(World& world, MigrateVma& args) {
   for (MigratePfn& m : args.src) m = MigratePfn{};
   args.cpages = 0;
   args.npages = 0;
-  Collector(world, args).walk();
+  {
+    // migrate_vma_collect(): MMU_NOTIFY_MIGRATE of the range, naming the
+    // owner so that the driver migrating can skip its own event.
+    MmuNotifierInvalidation inv(mmu_notifier_range_init_owner(
+        MmuNotifyEvent::kMigrate, args.vma->mm(), args.start, args.end, args.pgmap_owner));
+    Collector(world, args).walk();
+  }
   HMM_ASSERT(args.npages == (args.end - args.start) >> kPageShift,
              "collect filled {} slots for {} pages", args.npages,
              (args.end - args.start) >> kPageShift);

@@ -11,6 +11,7 @@
 #include "mm/migrate.h"
 #include "mm/migrate_device.h"
 #include "mm/migrate_device_internal.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/vmstat.h"
 #include "mm/world.h"
@@ -210,8 +211,11 @@ void migrate_one(World& world, MigratePfn& src, const MigratePfn& dst,
 // __migrate_device_pages(); `vma` is null for eviction.
 void migrate_device_pages_common(World& world, std::span<MigratePfn> src,
                                  std::span<MigratePfn> dst, Vma* vma, Vaddr start,
-                                 const std::optional<Pfn>& fault_page) {
+                                 const void* pgmap_owner, const std::optional<Pfn>& fault_page) {
   uint64_t npages = src.size();
+  // Filling the first hole begins an MMU_NOTIFY_MIGRATE from there to the
+  // end of the range, which lasts until every page is done.
+  std::optional<MmuNotifierInvalidation> inv;
   for (uint64_t i = 0; i < npages;) {
     uint64_t nr = 1;
     Vaddr addr = start + (i << kPageShift);
@@ -223,6 +227,10 @@ void migrate_device_pages_common(World& world, std::span<MigratePfn> src,
     }
     if (!src[i].valid) {
       if (src[i].migrate && vma) {
+        if (!inv) {
+          inv.emplace(mmu_notifier_range_init_owner(MmuNotifyEvent::kMigrate, vma->mm(), addr,
+                                                    start + (npages << kPageShift), pgmap_owner));
+        }
         if (src[i].compound && !dst[i].compound) {
           nr = std::min<uint64_t>(kMigrateCompoundSlots, npages - i);
           src[i].compound = false;
@@ -292,11 +300,11 @@ void check_migrate_arrays(World& world, const MigrateVma& args) {
 void migrate_vma_pages(World& world, MigrateVma& args) {
   check_migrate_arrays(world, args);
   migrate_device_pages_common(world, args.src.first(args.npages), args.dst.first(args.npages),
-                              args.vma, args.start, args.fault_page);
+                              args.vma, args.start, args.pgmap_owner, args.fault_page);
 }
 
 void migrate_device_pages(World& world, std::span<MigratePfn> src, std::span<MigratePfn> dst) {
-  migrate_device_pages_common(world, src, dst, nullptr, Vaddr{0}, std::nullopt);
+  migrate_device_pages_common(world, src, dst, nullptr, Vaddr{0}, nullptr, std::nullopt);
 }
 
 // __migrate_device_finalize().

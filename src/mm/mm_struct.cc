@@ -1,12 +1,14 @@
 #include "mm/mm_struct.h"
 
 #include "base/assert.h"
+#include "mm/mmu_notifier.h"
 #include "mm/world.h"
 
 namespace hmmsim {
 
 MmStruct::MmStruct(World& world, int pid)
-    : mmap_lock(world.sched()), page_table_lock(world.sched()), world_(&world), pid_(pid) {}
+    : mmap_lock(world.sched()), page_table_lock(world.sched()), world_(&world), pid_(pid),
+      notifier_subscriptions_(std::make_shared<MmuNotifierSubscriptions>(world.sched())) {}
 
 MmStruct::~MmStruct() {
   // exit_mmap() must have torn everything down first.
@@ -72,6 +74,22 @@ PmdTable* MmStruct::pmd_table(Vaddr addr, Alloc alloc) {
     pmd = std::make_unique<PmdTable>(world_->sched());
   }
   return pmd.get();
+}
+
+std::vector<std::pair<Vaddr, PmdTable*>> MmStruct::pmd_tables_in(Vaddr start, Vaddr end) {
+  std::vector<std::pair<Vaddr, PmdTable*>> out;
+  MutexLock guard(page_table_lock);
+  for (unsigned g = start.pgd_index(); g < kPtrsPerTable; g++) {
+    if (uint64_t{g} * kPgdSize >= end.v) break;
+    if (!pgd_.puds[g]) continue;
+    for (unsigned u = 0; u < kPtrsPerTable; u++) {
+      Vaddr base{uint64_t{g} * kPgdSize + uint64_t{u} * kPudSize};
+      if (base >= end) break;
+      if (base + kPudSize <= start || !pgd_.puds[g]->pmds[u]) continue;
+      out.emplace_back(base, pgd_.puds[g]->pmds[u].get());
+    }
+  }
+  return out;
 }
 
 void MmStruct::free_empty_upper_tables() {

@@ -10,6 +10,8 @@
 //   page_table_lock  guards the upper page-table levels (PGD, PUD entries and
 //                    the allocation of PMD tables); lower levels have their
 //                    own split locks (pgtable.h).
+//   The mmu notifier state (notifier_subscriptions()) has its own lock
+//   (mmu_notifier.h).
 #pragma once
 
 #include <atomic>
@@ -26,6 +28,7 @@
 namespace hmmsim {
 
 class World;
+class MmuNotifierSubscriptions;
 
 class MmStruct {
  public:
@@ -60,6 +63,10 @@ class MmStruct {
   // allocating the upper levels when `alloc` is set (pud_alloc/pmd_alloc).
   enum class Alloc : bool { kNo, kYes };
   PmdTable* pmd_table(Vaddr addr, Alloc alloc) EXCLUDES(page_table_lock);
+  // The PMD tables that exist over [start, end), each with the address its
+  // first slot maps; absent upper levels are skipped, not stepped through.
+  std::vector<std::pair<Vaddr, PmdTable*>> pmd_tables_in(Vaddr start, Vaddr end)
+      EXCLUDES(page_table_lock);
   PgdTable& pgd_quiesced() NO_THREAD_SAFETY_ANALYSIS { return pgd_; }
   const PgdTable& pgd_quiesced() const NO_THREAD_SAFETY_ANALYSIS { return pgd_; }
   // free_pgd_range() for the upper levels: drops PMD and PUD tables that no
@@ -71,6 +78,15 @@ class MmStruct {
   void add_nr_ptes(int64_t n) { nr_ptes_.fetch_add(n); }
   int64_t anon_rss() const { return anon_rss_.load(); }
   void add_anon_rss(int64_t n) { anon_rss_.fetch_add(n); }
+
+  // mm->notifier_subscriptions: the interval notifiers of this address
+  // space and their invalidation sequence (always allocated here, where
+  // Linux allocates it on the first subscription). A subscriber grabs a
+  // reference that outlives the address space (mmgrab).
+  MmuNotifierSubscriptions& notifier_subscriptions() const { return *notifier_subscriptions_; }
+  std::shared_ptr<MmuNotifierSubscriptions> notifier_subscriptions_grab() const {
+    return notifier_subscriptions_;
+  }
 
   // The next address get_unmapped_area() tries top-down from.
   static constexpr uint64_t kMmapBase = 0x7f0000000000ULL;
@@ -85,6 +101,7 @@ class MmStruct {
   PgdTable pgd_ GUARDED_BY(page_table_lock);
   std::atomic<int64_t> nr_ptes_{0};
   std::atomic<int64_t> anon_rss_{0};
+  std::shared_ptr<MmuNotifierSubscriptions> notifier_subscriptions_;
 };
 
 }  // namespace hmmsim

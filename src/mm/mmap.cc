@@ -137,7 +137,9 @@ void unmap_range_locked(MmStruct& mm, Vaddr start, Vaddr end) {
        vma = mm.find_vma(vma->end())) {
     doomed.push_back(vma);
   }
-  for (Vma* vma : doomed) zap_page_range(*vma, vma->start(), vma->end());
+  // vms_clear_ptes(): one MMU_NOTIFY_UNMAP of the whole range, when
+  // anything is mapped in it (do_vmi_munmap returns early otherwise).
+  if (!doomed.empty()) unmap_vmas(mm, doomed, start, end);
   for (Vma* vma : doomed) {
     unlink_anon_vmas(mm.world(), *vma);
     std::unique_ptr<Vma> gone = mm.remove_vma(vma);

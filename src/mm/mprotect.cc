@@ -4,6 +4,7 @@
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -43,8 +44,8 @@ Pte change_one_pte(World& world, const Pte& pte, uint32_t newflags) {
   return pte;
 }
 
-// change_protection() over one Vma's range.
-void change_protection(Vma& vma, uint32_t newflags) {
+// change_pmd_range() and the levels below it, over [start, end) of `vma`.
+void change_pmd_range(Vma& vma, Vaddr start, Vaddr end, uint32_t newflags) {
   World& world = vma.mm().world();
   // change_pmd_range(): a whole PMD leaf changes in place, a partial one is
   // split first.
@@ -54,8 +55,8 @@ void change_protection(Vma& vma, uint32_t newflags) {
     change_huge_pmd(vma, pmd, newflags);
     return HugeAction::kHandled;
   };
-  walk_page_range(vma, vma.start(), vma.end(), huge, [&](PteTable& table, Vaddr from, Vaddr to)
-                                                        NO_THREAD_SAFETY_ANALYSIS {
+  walk_page_range(vma, start, end, huge, [&](PteTable& table, Vaddr from, Vaddr to)
+                                             NO_THREAD_SAFETY_ANALYSIS {
     // walk_page_range holds table.ptl.
     for (Vaddr a = from; a < to; a = a + kPageSize) {
       Pte pte = table.get(a.pte_index());
@@ -63,6 +64,38 @@ void change_protection(Vma& vma, uint32_t newflags) {
       if (!(changed == pte)) table.set(a.pte_index(), changed);
     }
   });
+}
+
+// pud_addr_end() / pgd_addr_end(): the next `size` boundary after `addr`,
+// capped at `end`.
+Vaddr table_addr_end(Vaddr addr, Vaddr end, uint64_t size) {
+  Vaddr next{(addr.v & ~(size - 1)) + size};
+  return next.v - 1 < end.v - 1 ? next : end;
+}
+
+// change_pud_range() for the part of a Vma under one PGD entry: the
+// invalidation (MMU_NOTIFY_PROTECTION_VMA) starts at the first populated
+// PUD entry and covers the rest of the part; with nothing populated,
+// nobody is told.
+void change_pud_range(Vma& vma, Vaddr start, Vaddr end, uint32_t newflags) {
+  MmStruct& mm = vma.mm();
+  Vaddr addr = start;
+  while (addr < end && !mm.pmd_table(addr, MmStruct::Alloc::kNo))
+    addr = table_addr_end(addr, end, kPudSize);
+  if (addr >= end) return;
+  MmuNotifierInvalidation inv(
+      mmu_notifier_range_init(MmuNotifyEvent::kProtectionVma, mm, addr, end));
+  change_pmd_range(vma, addr, end, newflags);
+}
+
+// change_protection() over one Vma's range (change_protection_range's
+// loop over PGD entries).
+void change_protection(Vma& vma, uint32_t newflags) {
+  for (Vaddr addr = vma.start(); addr < vma.end();) {
+    Vaddr next = table_addr_end(addr, vma.end(), kPgdSize);
+    change_pud_range(vma, addr, next, newflags);
+    addr = next;
+  }
 }
 
 // Where the run of Vmas that starts at `start` ends: the first hole, or

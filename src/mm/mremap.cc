@@ -8,10 +8,13 @@
 // extent covers the PMD (move_huge_pmd), PTE by PTE otherwise (move_ptes),
 // splitting a PMD leaf first when only part of it moves. The new Vma keeps
 // the old pgoff, so folio indexes and the rmap stay valid.
+#include <optional>
+
 #include "base/assert.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
 #include "mm/mm.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -55,10 +58,12 @@ void move_ptes(MmStruct& mm, Vaddr old_addr, Vaddr new_addr, uint64_t len)
   PteTable* src = pte_table_lookup(mm, old_addr, MmStruct::Alloc::kNo);
   if (!src) return;
   PteTable* dst = pte_table_lookup(mm, new_addr, MmStruct::Alloc::kYes);
-  HMM_ASSERT(dst && dst != src, "no destination table at {:#x}", new_addr.v);
-  // Both tables' locks, the destination's taken nested as in move_ptes().
+  HMM_ASSERT(dst, "no destination table at {:#x}", new_addr.v);
+  // Both tables' locks, the destination's taken nested as in move_ptes(),
+  // and only once when both ranges lie in one table (new_ptl == old_ptl).
   MutexLock src_guard(src->ptl);
-  MutexLock dst_guard(dst->ptl);
+  std::optional<MutexLock> dst_guard;
+  if (dst != src) dst_guard.emplace(dst->ptl);
   for (uint64_t off = 0; off < len; off += kPageSize) {
     Pte pte = src->get((old_addr + off).pte_index());
     if (pte.is_none()) continue;
@@ -92,6 +97,9 @@ bool try_move_huge_pmd(MmStruct& mm, Vaddr old_addr, Vaddr new_addr) NO_THREAD_S
 // move_page_tables(): move every entry of [old, old + len) to `new_addr`.
 void move_page_tables(Vma& old_vma, Vaddr old_addr, Vaddr new_addr, uint64_t len) {
   MmStruct& mm = old_vma.mm();
+  // The old range loses its entries: MMU_NOTIFY_UNMAP of all of it.
+  MmuNotifierInvalidation inv(
+      mmu_notifier_range_init(MmuNotifyEvent::kUnmap, mm, old_addr, old_addr + len));
   uint64_t done = 0;
   while (done < len) {
     Vaddr from = old_addr + done;
@@ -104,8 +112,10 @@ void move_page_tables(Vma& old_vma, Vaddr old_addr, Vaddr new_addr, uint64_t len
       done += extent;
       continue;
     }
-    // Part of a PMD leaf moves: split it first.
-    split_huge_pmd_address(old_vma, from, Freeze::kNo);
+    // Part of a PMD leaf moves: split it first (split_huge_pmd, which
+    // looks before it tells the notifiers).
+    if (PmdTable* old_t = mm.pmd_table(from, MmStruct::Alloc::kNo))
+      split_huge_pmd(old_vma, PmdRef{old_t, from.pmd_index(), from.pmd_down()}, Freeze::kNo);
     move_ptes(mm, from, to, extent);
     done += extent;
   }

@@ -17,14 +17,20 @@ Vaddr next_pud(Vaddr addr, Vaddr end) {
 // Handles the PMD slot of [addr, next): a leaf goes to `huge` or is split;
 // returns the PTE table to walk, if any.
 PteTable* walk_pmd(Vma& vma, PmdTable& pmdt, Vaddr addr, Vaddr next, const HugePmdFn& huge) {
-  MutexLock guard(pmdt.ptl);
   PmdRef pmd{&pmdt, addr.pmd_index(), addr.pmd_down()};
-  PmdSlot& slot = pmd.slot();
-  if (slot.entry.is_huge()) {
+  {
+    MutexLock guard(pmdt.ptl);
+    PmdSlot& slot = pmd.slot();
+    if (!slot.entry.is_huge()) return slot.entry.is_table() ? slot.table.get() : nullptr;
     if (huge && huge(pmd, addr, next) == HugeAction::kHandled) return nullptr;
     if (!slot.entry.is_huge()) return slot.table.get();  // the callback split it
-    __split_huge_pmd_locked(vma, pmd, Freeze::kNo);
   }
+  // __split_huge_pmd() tells the mmu notifiers, which it may not do under
+  // the PMD lock: drop it, and look at the slot again afterwards, as the
+  // zap and mprotect loops do.
+  __split_huge_pmd(vma, pmd, Freeze::kNo);
+  MutexLock guard(pmdt.ptl);
+  PmdSlot& slot = pmd.slot();
   return slot.entry.is_table() ? slot.table.get() : nullptr;
 }
 

@@ -1,8 +1,17 @@
 // Unmapping and page-table teardown (Linux mm/memory.c: zap_pte_range,
-// unmap_page_range; mm/memory.c free_pgtables).
+// unmap_page_range, unmap_single_vma, unmap_vmas, zap_page_range_single;
+// mm/memory.c free_pgtables).
+//
+// unmap_single_vma() removes the entries; its two callers tell the mmu
+// notifiers first: unmap_vmas() (munmap, exit) once for the whole range
+// with MMU_NOTIFY_UNMAP, zap_page_range() (MADV_DONTNEED) per Vma with
+// MMU_NOTIFY_CLEAR.
+#include <algorithm>
+
 #include "base/assert.h"
 #include "mm/huge_memory.h"
 #include "mm/internal.h"
+#include "mm/mmu_notifier.h"
 #include "mm/rmap.h"
 #include "mm/world.h"
 
@@ -35,7 +44,7 @@ void zap_one_pte(World& world, Vma& vma, const Pte& pte) {
 
 }  // namespace
 
-void zap_page_range(Vma& vma, Vaddr start, Vaddr end) {
+void unmap_single_vma(Vma& vma, Vaddr start, Vaddr end) {
   HMM_ASSERT(start >= vma.start() && end <= vma.end() && start < end,
              "zap [{:#x}, {:#x}) outside Vma [{:#x}, {:#x})", start.v, end.v, vma.start().v,
              vma.end().v);
@@ -59,33 +68,36 @@ void zap_page_range(Vma& vma, Vaddr start, Vaddr end) {
   });
 }
 
-namespace {
-
-// The start of the next PUD range after `addr`, capped at `end`.
-Vaddr next_pud_boundary(Vaddr addr, Vaddr end) {
-  Vaddr next{(addr.v & ~(kPudSize - 1)) + kPudSize};
-  return next > end ? end : next;
+void unmap_vmas(MmStruct& mm, std::span<Vma* const> vmas, Vaddr start, Vaddr end) {
+  MmuNotifierInvalidation inv(mmu_notifier_range_init(MmuNotifyEvent::kUnmap, mm, start, end));
+  for (Vma* vma : vmas) {
+    unmap_single_vma(*vma, std::max(start, vma->start()), std::min(end, vma->end()));
+  }
 }
 
-}  // namespace
+void zap_page_range(Vma& vma, Vaddr start, Vaddr end) {
+  MmuNotifierInvalidation inv(
+      mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), start, end));
+  unmap_single_vma(vma, start, end);
+}
+
 
 void free_pgtables(MmStruct& mm, Vaddr start, Vaddr end) {
-  for (Vaddr pmd = start.pmd_down(); pmd < end; pmd = pmd + kPmdSize) {
-    PmdTable* pmdt = mm.pmd_table(pmd, MmStruct::Alloc::kNo);
-    if (!pmdt) {
-      pmd = next_pud_boundary(pmd, end) - kPmdSize;
-      continue;
+  for (auto [base, pmdt] : mm.pmd_tables_in(start, end)) {
+    for (unsigned i = 0; i < kPtrsPerTable; i++) {
+      Vaddr pmd = base + uint64_t{i} * kPmdSize;
+      if (pmd + kPmdSize <= start || pmd >= end) continue;
+      // A PTE table may go only when no Vma overlaps its 2 MiB any more.
+      Vma* vma = mm.find_vma(pmd);
+      if (vma && vma->start() < pmd + kPmdSize) continue;
+      MutexLock guard(pmdt->ptl);
+      PmdSlot& slot = pmdt->slot(i);
+      if (!slot.entry.is_table()) continue;
+      HMM_ASSERT(slot.table->empty(), "freeing a non-empty PTE table at {:#x}", pmd.v);
+      slot.table.reset();
+      slot.entry = Pmd::none();
+      mm.add_nr_ptes(-1);
     }
-    // A PTE table may go only when no Vma overlaps its 2 MiB any more.
-    Vma* vma = mm.find_vma(pmd);
-    if (vma && vma->start() < pmd + kPmdSize) continue;
-    MutexLock guard(pmdt->ptl);
-    PmdSlot& slot = pmdt->slot(pmd.pmd_index());
-    if (!slot.entry.is_table()) continue;
-    HMM_ASSERT(slot.table->empty(), "freeing a non-empty PTE table at {:#x}", pmd.v);
-    slot.table.reset();
-    slot.entry = Pmd::none();
-    mm.add_nr_ptes(-1);
   }
   mm.free_empty_upper_tables();
 }
