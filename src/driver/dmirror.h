@@ -28,6 +28,7 @@
 #include "base/types.h"
 #include "mm/memremap.h"
 #include "mm/migrate_device.h"
+#include "mm/mmu_notifier.h"
 #include "sync/lock.h"
 
 namespace hmmsim {
@@ -60,9 +61,20 @@ struct DptEntry {
   bool atomic = false; // DPT_XA_TAG_ATOMIC
 };
 
-class Dmirror {
+// One open of the device by a process. Its interval notifier covers the
+// whole address space: every invalidation drops the device's entries for
+// the range (and, a test_hmm.c quirk, one page past its end), except the
+// device's own migrations.
+class Dmirror final : public MmuIntervalNotifierOps {
  public:
   Dmirror(DmirrorDevice& dev, MmStruct& mm);
+  ~Dmirror() override;
+  Dmirror(const Dmirror&) = delete;
+  Dmirror& operator=(const Dmirror&) = delete;
+
+  // dmirror_interval_invalidate()
+  bool invalidate(MmuIntervalNotifier& sub, const MmuNotifierRange& range,
+                  uint64_t cur_seq) override;
 
   DmirrorDevice& device() const { return *dev_; }
   MmStruct& mm() const { return *mm_; }
@@ -88,6 +100,7 @@ class Dmirror {
 
   DmirrorDevice* dev_;
   MmStruct* mm_;
+  MmuIntervalNotifier notifier_;
   mutable Mutex mutex_;
   std::map<uint64_t, DptEntry> pt_ GUARDED_BY(mutex_);
   std::atomic<uint64_t> flags_{0};

@@ -55,7 +55,25 @@ Status for_each_window(MmStruct& mm, Vaddr start, Vaddr end, uint32_t flags, con
 }  // namespace
 
 Dmirror::Dmirror(DmirrorDevice& dev, MmStruct& mm)
-    : dev_(&dev), mm_(&mm), mutex_(dev.world().sched()) {}
+    : dev_(&dev), mm_(&mm), mutex_(dev.world().sched()) {
+  Status st = mmu_interval_notifier_insert(notifier_, mm, Vaddr{0}, kUserMax, *this);
+  HMM_ASSERT(st.ok(), "mirror notifier insert failed");
+}
+
+Dmirror::~Dmirror() { mmu_interval_notifier_remove(notifier_); }
+
+bool Dmirror::invalidate(MmuIntervalNotifier& sub, const MmuNotifierRange& range,
+                         uint64_t cur_seq) {
+  // The device updates its own table around its own migrations.
+  if (range.event == MmuNotifyEvent::kMigrate && range.owner == dev_->owner()) return true;
+  MutexLock guard(mutex_);
+  mmu_interval_set_seq(sub, cur_seq);
+  // dmirror_do_update(): erase [start, end] in pages, the end included.
+  uint64_t first = range.start.page_index();
+  uint64_t last = range.end.v >> kPageShift;
+  pt_.erase(pt_.lower_bound(first), pt_.upper_bound(last));
+  return true;
+}
 
 bool Dmirror::take_fail_alloc() {
   return flags_.fetch_and(~kDmirrorFlagFailAlloc) & kDmirrorFlagFailAlloc;

@@ -243,6 +243,38 @@ TEST_F(Dmirror0, ForkSharesDevicePmd) {
   expect_clean(world_);
 }
 
+// The mirror's table follows the CPU side: munmap and mprotect drop the
+// entries of their range (and, as test_hmm.c does, one page past it); the
+// device's own migrations do not. Cutting a Vma inside a PMD range that the
+// Vma covers whole also invalidates that whole 2 MiB (__split_huge_pmd
+// announces the range before it looks for a huge entry), as Linux does.
+TEST_F(Dmirror0, MirrorInvalidatedByCpuChanges) {
+  MmStruct& mm = world_.create_mm();
+  Vaddr buf = map(mm, kPmdSize);
+  fill(mm, buf, kPmdSize);
+  Dmirror& m = dev_.open(mm);
+  ASSERT_TRUE(to_dev(m, buf, 512).ok());
+  EXPECT_EQ(m.pt_size(), 512u);
+  ASSERT_TRUE(do_munmap(mm, buf + 10 * kPageSize, 2 * kPageSize).ok());
+  EXPECT_EQ(m.pt_size(), 0u);
+  // The pages still on the device are no longer in its table: migrating
+  // them again finds nothing to read back, exactly as in test_hmm.c.
+  EXPECT_EQ(to_dev(m, buf + 12 * kPageSize, 500).error(), Errno::kNoEnt);
+  // Fault them back, then migrate [12, 512): a Vma of its own that covers
+  // no whole PMD.
+  expect_fill(mm, buf + 12 * kPageSize, 500 * kPageSize, 12 * 1024);
+  ASSERT_TRUE(to_dev(m, buf + 12 * kPageSize, 500).ok());
+  EXPECT_EQ(m.pt_size(), 500u);
+  ASSERT_TRUE(do_munmap(mm, buf + 100 * kPageSize, 2 * kPageSize).ok());
+  EXPECT_EQ(m.pt_size(), 497u);  // pages 100, 101 and 102
+  EXPECT_FALSE(m.pt_lookup(buf + 102 * kPageSize).has_value());
+  EXPECT_TRUE(m.pt_lookup(buf + 103 * kPageSize).has_value());
+  ASSERT_TRUE(do_mprotect(mm, buf + 12 * kPageSize, 4 * kPageSize, kProtRead).ok());
+  EXPECT_FALSE(m.pt_lookup(buf + 16 * kPageSize).has_value());
+  EXPECT_TRUE(m.pt_lookup(buf + 17 * kPageSize).has_value());
+  expect_clean(world_);
+}
+
 // Bad input: unaligned address, zero pages, a hole -> the driver's errno.
 TEST_F(Dmirror0, BadInput) {
   MmStruct& mm = world_.create_mm();
