@@ -278,3 +278,32 @@ TEST_F(Thp, MigrateWholeAndSplitFallback) {
 
 }  // namespace
 }  // namespace hmmsim
+
+namespace hmmsim {
+namespace {
+
+using namespace hmmsim::testing;
+
+// I11: the model refuses to split a folio that is still mapped, whatever
+// path asks: folio_split_unmapped() on a PMD-mapped THP aborts naming I11.
+TEST(ThpDeathTest, SplittingAMappedFolioAborts) {
+  EXPECT_DEATH(
+      {
+        World world(small_config(64));
+        MmStruct& mm = world.create_mm();
+        Vaddr a = do_mmap(mm, Vaddr{0}, kPmdSize, kProtRead | kProtWrite, MapFlags::kPrivate,
+                          kPmdSize)
+                      .value();
+        (void)do_madvise(mm, a, kPmdSize, Advice::kHugePage);
+        (void)cpu_write_u32(mm, a, 1);
+        PmdTable* t = mm.pmd_table(a, MmStruct::Alloc::kNo);
+        Folio f = pfn_folio(world.mem(), t->slot_quiesced(a.pmd_index()).entry.pfn());
+        folio_get(f);
+        folio_lock(f);
+        (void)folio_split_unmapped(world, f);
+      },
+      "I11");
+}
+
+}  // namespace
+}  // namespace hmmsim
