@@ -85,7 +85,7 @@ MmuNotifierSubscriptions::Overlaps MmuNotifierSubscriptions::inv_start_range(
 
 void MmuNotifierSubscriptions::apply_deferred() {
   for (const Deferred& d : deferred_) {
-    if (d.insert) {
+    if (d.change == Change::kInsert) {
       tree_insert(d.sub);
     } else {
       tree_remove(d.sub);
@@ -129,7 +129,7 @@ void MmuNotifierSubscriptions::insert(MmuIntervalNotifier& sub) {
   // An invalidation of unknown extent is running: count the new range as
   // covered by it. If the tree is frozen, enter it when the last one ends.
   if (is_invalidating()) {
-    deferred_.push_back(Deferred{&sub, true});
+    deferred_.push_back(Deferred{&sub, Change::kInsert});
   } else {
     invalidate_seq_.store(invalidate_seq() | 1, std::memory_order_release);
     tree_insert(&sub);
@@ -145,13 +145,14 @@ std::optional<uint64_t> MmuNotifierSubscriptions::remove(MmuIntervalNotifier& su
   }
   if (!in_tree(&sub)) {
     // Inserted during this invalidation and not entered yet: cancel that.
-    auto it = std::find_if(deferred_.begin(), deferred_.end(),
-                           [&](const Deferred& d) { return d.sub == &sub && d.insert; });
+    auto it = std::find_if(deferred_.begin(), deferred_.end(), [&](const Deferred& d) {
+      return d.sub == &sub && d.change == Change::kInsert;
+    });
     HMM_ASSERT(it != deferred_.end(), "removing an interval notifier that is not subscribed");
     deferred_.erase(it);
     return std::nullopt;
   }
-  deferred_.push_back(Deferred{&sub, false});
+  deferred_.push_back(Deferred{&sub, Change::kRemove});
   return invalidate_seq();
 }
 

@@ -133,6 +133,7 @@ class MmuIntervalNotifier {
   friend void mmu_interval_set_seq(MmuIntervalNotifier&, uint64_t);
   friend uint64_t mmu_interval_read_begin(MmuIntervalNotifier&);
 
+  // Set by insert before the subscription is published, cleared by remove.
   MmStruct* mm_ = nullptr;
   std::shared_ptr<MmuNotifierSubscriptions> subs_;  // the mmgrab() reference
   MmuIntervalNotifierOps* ops_ = nullptr;
@@ -150,13 +151,6 @@ class MmuNotifierSubscriptions {
   MmuNotifierSubscriptions(const MmuNotifierSubscriptions&) = delete;
   MmuNotifierSubscriptions& operator=(const MmuNotifierSubscriptions&) = delete;
 
-  // mn_itree_inv_start_range(): count the range in, and return the
-  // subscriptions it overlaps with the sequence number to give them.
-  struct Overlaps {
-    std::vector<MmuIntervalNotifier*> subs;
-    uint64_t cur_seq = 0;
-  };
-  Overlaps inv_start_range(const MmuNotifierRange& range) EXCLUDES(lock_);
   // mn_itree_invalidate(): inv_start_range, then each overlapping
   // subscription's invalidate(), called without lock_.
   void invalidate(const MmuNotifierRange& range) EXCLUDES(lock_);
@@ -185,11 +179,21 @@ class MmuNotifierSubscriptions {
   size_t nr_deferred() const EXCLUDES(lock_);
 
  private:
-  // A change of the tree postponed until the last invalidation ends.
+  // A change of the tree postponed until the last invalidation ends
+  // (the deferred_list).
+  enum class Change : bool { kInsert, kRemove };
   struct Deferred {
     MmuIntervalNotifier* sub;
-    bool insert;
+    Change change;
   };
+  struct Overlaps {
+    std::vector<MmuIntervalNotifier*> subs;
+    uint64_t cur_seq = 0;
+  };
+
+  // mn_itree_inv_start_range(): count the range in, and return the
+  // subscriptions it overlaps with the sequence number to give them.
+  Overlaps inv_start_range(const MmuNotifierRange& range) EXCLUDES(lock_);
 
   bool is_invalidating() const REQUIRES(lock_) { return (invalidate_seq() & 1) != 0; }
   void tree_insert(MmuIntervalNotifier* sub) REQUIRES(lock_);

@@ -3,22 +3,27 @@
 // (event, range, order), the sequence protocol a mirroring driver relies on
 // (read_begin / read_retry, invariant I16), and subscription changes while
 // invalidations run.
+#include "mm/mmu_notifier.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <ostream>
 #include <thread>
 #include <vector>
 
 #include "mm/huge_memory.h"
-#include "mm/mmu_notifier.h"
+#include "mm/migrate_device.h"
 #include "support/mm_fixture.h"
 
 namespace hmmsim {
 
 // gtest prints events with this when an expectation fails.
-void PrintTo(MmuNotifyEvent e, std::ostream* os) { *os << mmu_notify_event_name(e); }
+void PrintTo(MmuNotifyEvent e, std::ostream* os) {
+  *os << mmu_notify_event_name(e);
+}
 
 namespace {
 
@@ -37,8 +42,7 @@ struct Seen {
 };
 
 void PrintTo(const Seen& s, std::ostream* os) {
-  *os << mmu_notify_event_name(s.event) << " [" << std::hex << s.start.v << ", " << s.end.v
-      << ")";
+  *os << mmu_notify_event_name(s.event) << " [" << std::hex << s.start.v << ", " << s.end.v << ")";
   if (s.owner) *os << " owner " << s.owner;
 }
 
@@ -124,8 +128,12 @@ class MmuNotifier : public MmTest {
   Recorder rec_{world_};
 };
 
-Seen unmap(Vaddr s, Vaddr e) { return Seen{MmuNotifyEvent::kUnmap, s, e}; }
-Seen clear(Vaddr s, Vaddr e) { return Seen{MmuNotifyEvent::kClear, s, e}; }
+Seen unmap(Vaddr s, Vaddr e) {
+  return Seen{MmuNotifyEvent::kUnmap, s, e};
+}
+Seen clear(Vaddr s, Vaddr e) {
+  return Seen{MmuNotifyEvent::kClear, s, e};
+}
 
 // ---------------------------------------------------------------------------
 // What each mapping change sends
@@ -189,8 +197,7 @@ TEST_F(MmuNotifier, MprotectSendsProtectionVma) {
   ASSERT_TRUE(do_mmap(mm_, far, 4 * kP, kProtRw, MapFlags::kFixed).ok());
   rec_.subscribe_all(mm_);
   ASSERT_TRUE(do_mprotect(mm_, a + kP, kP, kProtRead).ok());
-  EXPECT_EQ(rec_.take(),
-            (std::vector<Seen>{{MmuNotifyEvent::kProtectionVma, a + kP, a + 2 * kP}}));
+  EXPECT_EQ(rec_.take(), (std::vector<Seen>{{MmuNotifyEvent::kProtectionVma, a + kP, a + 2 * kP}}));
   ASSERT_TRUE(do_mprotect(mm_, a + kP, kP, kProtRead).ok());
   EXPECT_TRUE(rec_.take().empty());
   ASSERT_TRUE(do_mprotect(mm_, near, 4 * kP, kProtRead).ok());
@@ -211,8 +218,7 @@ TEST_F(MmuNotifier, ForkAndCowWrite) {
   ASSERT_NE(vma_at(mm_, never_faulted), vma_at(mm_, a));
   rec_.subscribe_all(mm_);
   MmStruct& child = dup_mm(mm_);
-  EXPECT_EQ(rec_.take(),
-            (std::vector<Seen>{{MmuNotifyEvent::kProtectionPage, a, a + 4 * kP}}));
+  EXPECT_EQ(rec_.take(), (std::vector<Seen>{{MmuNotifyEvent::kProtectionPage, a, a + 4 * kP}}));
   must_write(mm_, a + 2 * kP, 99);
   EXPECT_EQ(rec_.take(), (std::vector<Seen>{clear(a + 2 * kP, a + 3 * kP)}));
   must_write(child, a + kP, 98);  // another mm: not our subscriber's business
@@ -276,8 +282,8 @@ TEST_F(MmuNotifier, CowWriteOnSharedThp) {
   (void)child;
   rec_.subscribe_all(mm_);
   must_write(mm_, buf + 3 * kP, 7);
-  EXPECT_EQ(rec_.take(), (std::vector<Seen>{clear(buf, buf + kPmdSize),
-                                            clear(buf + 3 * kP, buf + 4 * kP)}));
+  EXPECT_EQ(rec_.take(),
+            (std::vector<Seen>{clear(buf, buf + kPmdSize), clear(buf + 3 * kP, buf + 4 * kP)}));
   finish();
 }
 
@@ -304,7 +310,7 @@ TEST_F(MmuNotifier, MremapSendsUnmapOfOldRange) {
   write_pattern(mm_, a, 4, 1);
   Vaddr to = map(4);
   ASSERT_TRUE(do_munmap(mm_, to, 4 * kP).ok());  // a free place to move to,
-  ASSERT_EQ(to.pmd_down(), a.pmd_down());         // in the same PTE table
+  ASSERT_EQ(to.pmd_down(), a.pmd_down());        // in the same PTE table
   rec_.subscribe_all(mm_);
   Result<Vaddr> moved = do_mremap(mm_, a, 4 * kP, 4 * kP, kMremapMaymove | kMremapFixed, to);
   ASSERT_TRUE(moved.ok());
@@ -313,6 +319,41 @@ TEST_F(MmuNotifier, MremapSendsUnmapOfOldRange) {
   moved = do_mremap(mm_, to, 4 * kP, 4 * kP, kMremapMaymove | kMremapDontunmap);
   ASSERT_TRUE(moved.ok());
   EXPECT_EQ(rec_.take(), (std::vector<Seen>{unmap(to, to + 4 * kP)}));
+  finish();
+}
+
+// migrate_vma_setup() collects under MMU_NOTIFY_MIGRATE naming the owner;
+// migrate_vma_pages() fills holes under another one, from the first hole
+// it fills to the end of the range.
+TEST_F(MmuNotifier, MigrateVmaSendsMigrateWithOwner) {
+  Vaddr a = map(4);
+  must_write(mm_, a, 1);  // page 0 is present, pages 1 to 3 are holes
+  rec_.subscribe_all(mm_);
+  int owner = 0;
+  std::vector<MigratePfn> src(4);
+  std::vector<MigratePfn> dst(4);
+  MigrateVma args{.vma = vma_at(mm_, a),
+                  .start = a,
+                  .end = a + 4 * kP,
+                  .src = src,
+                  .dst = dst,
+                  .pgmap_owner = &owner,
+                  .flags = kSelectSystem,
+                  .fault_page = std::nullopt};
+  {
+    ReadLock guard(mm_.mmap_lock);
+    ASSERT_TRUE(migrate_vma_setup(world_, args).ok());
+    EXPECT_EQ(rec_.take(), (std::vector<Seen>{{MmuNotifyEvent::kMigrate, a, a + 4 * kP, &owner}}));
+    std::optional<Folio> page = folio_alloc(world_.mem(), Order{0});
+    ASSERT_TRUE(page && folio_trylock(*page));
+    dst[2] = MigratePfn::page(page->pfn());  // fill the hole at page 2 only
+    migrate_vma_pages(world_, args);
+    migrate_vma_finalize(world_, args);
+  }
+  EXPECT_EQ(rec_.take(),
+            (std::vector<Seen>{{MmuNotifyEvent::kMigrate, a + 2 * kP, a + 4 * kP, &owner}}));
+  EXPECT_EQ(must_read(mm_, a), 1u);
+  EXPECT_EQ(pte_at(mm_, a + 2 * kP).kind(), PteKind::kPresent);
   finish();
 }
 
@@ -426,8 +467,8 @@ TEST_F(MmuNotifier, NestedRangesAndOwner) {
   }
   EXPECT_EQ(subs().active_invalidate_ranges(), 0u);
   EXPECT_EQ(subs().invalidate_seq(), before + 2);
-  EXPECT_EQ(rec_.take(),
-            (std::vector<Seen>{{MmuNotifyEvent::kMigrate, a, a + 4 * kP, &owner}, clear(a, a + kP)}));
+  EXPECT_EQ(rec_.take(), (std::vector<Seen>{{MmuNotifyEvent::kMigrate, a, a + 4 * kP, &owner},
+                                            clear(a, a + kP)}));
   finish();
 }
 
