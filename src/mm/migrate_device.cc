@@ -169,6 +169,8 @@ Collector::Step Collector::unmap_pte(PteTable& table, Vaddr addr, Pte pte, Migra
   if (pte.kind() == PteKind::kPresent) {
     bits.dirty = pte.dirty();
     bits.young = pte.young();
+    // folio_mark_dirty(): the PTE is gone, the folio keeps its dirtiness.
+    if (pte.dirty()) folio.head().set(kPgDirty);
   }
   table.set(addr.pte_index(), Pte::migration(pte.pfn(), mk, bits));
   folio_remove_rmap_ptes(folio, idx, 1, vma_);
@@ -266,8 +268,7 @@ void Collector::walk() {
 
 Status check_setup_args(World& world, const MigrateVma& a) {
   if (!a.vma) return Err{Errno::kInval};
-  if (!a.start.page_aligned() || !a.end.page_aligned() || a.start >= a.end)
-    return Err{Errno::kInval};
+  if (a.start >= a.end) return Err{Errno::kInval};
   if (a.start < a.vma->start() || a.end > a.vma->end()) return Err{Errno::kInval};
   uint64_t npages = (a.end - a.start) >> kPageShift;
   if (a.src.size() < npages || a.dst.size() < npages) return Err{Errno::kInval};
@@ -316,6 +317,9 @@ Status migrate_vma_split_folio(World& world, Folio folio, std::optional<Pfn> fau
 }
 
 Status migrate_vma_setup(World& world, MigrateVma& args) {
+  // Like Linux, an unaligned range is rounded down to whole pages first.
+  args.start = args.start.page_down();
+  args.end = args.end.page_down();
   HMM_TRY(check_setup_args(world, args));
   for (MigratePfn& m : args.src) m = MigratePfn{};
   args.cpages = 0;

@@ -133,8 +133,9 @@ void insert_page(Vma& vma, Vaddr addr, Folio folio, MigratePfn& src)
 }
 
 // migrate_vma_insert_huge_pmd_page(): map a new THP (RAM or device) where
-// the source was an empty PMD range. On any failure every slot of the range
-// stops migrating (no small-page fallback, as in 6.19).
+// the source was an empty PMD range. Success leaves the slots as they are;
+// on any failure every slot of the range stops migrating (no small-page
+// fallback, as in 6.19).
 void insert_huge_pmd_page(World& world, Vma& vma, Vaddr haddr, Folio folio,
                           std::span<MigratePfn> src) NO_THREAD_SAFETY_ANALYSIS {
   auto abort = [&] {
@@ -164,7 +165,6 @@ void insert_huge_pmd_page(World& world, Vma& vma, Vaddr haddr, Folio folio,
     folio.head().set(kPgLru);
     world.mem().deferred_split().add(folio, false);
   }
-  src[0] = MigratePfn{.migrate = true, .compound = true};
 }
 
 // migrate_vma_split_unmapped_folio(): the source THP is unmapped (a PMD
@@ -202,7 +202,7 @@ void migrate_one(World& world, MigratePfn& src, const MigratePfn& dst,
   newfolio.head().mapping = folio.head().mapping;
   newfolio.head().index = folio.head().index;
   newfolio.head().set(kPgAnon);
-  newfolio.head().set(kPgSwapBacked);
+  if (folio.test(kPgSwapBacked)) newfolio.head().set(kPgSwapBacked);
   if (folio.test(kPgDirty)) newfolio.head().set(kPgDirty);
 }
 
@@ -241,8 +241,9 @@ void migrate_device_pages_common(World& world, std::span<MigratePfn> src,
             else src[i + j].migrate = false;
           }
         } else if (dst[i].compound) {
-          nr = std::min<uint64_t>(kMigrateCompoundSlots, npages - i);
-          insert_huge_pmd_page(world, *vma, addr, newfolio, src.subspan(i, nr));
+          // One slot, like any insert; a failure stops all 512 from here.
+          uint64_t span = std::min<uint64_t>(kMigrateCompoundSlots, npages - i);
+          insert_huge_pmd_page(world, *vma, addr, newfolio, src.subspan(i, span));
         } else {
           insert_page(*vma, addr, newfolio, src[i]);
         }
