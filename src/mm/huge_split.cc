@@ -98,6 +98,8 @@ void __split_huge_pmd_locked(Vma& vma, PmdRef pmd, Freeze freeze) {
   Folio folio;
   if (old.maps_folio()) {
     folio = pfn_folio(world.mem(), old.pfn());
+    // A dirty PMD hands its dirtiness to the folio before it goes away.
+    if (old.kind() == PmdKind::kPresent && old.dirty()) folio.head().set(kPgDirty);
     SplitRmap r = split_folio_rmap(vma, folio, pmd.haddr, freeze);
     freeze = r.freeze;
     anon_exclusive = r.anon_exclusive;
