@@ -1,5 +1,8 @@
 #include "mm/rmap.h"
 
+#include <algorithm>
+#include <tuple>
+
 #include "base/assert.h"
 #include "mm/deferred_split.h"
 #include "mm/vmstat.h"
@@ -366,8 +369,15 @@ namespace {
 // rmap_walk_anon() over the Vmas of `av` (whose root lock the caller holds)
 // that may map [first, last] in page-index space.
 void rmap_walk_anon_locked(AnonVma* av, uint64_t first, uint64_t last, const RmapOne& rmap_one) {
-  // Copy the candidates so that the iteration does not depend on the set.
+  // Copy the candidates so that the iteration does not depend on the set,
+  // and visit them in the interval tree's order (by first page index), ties
+  // broken by process and address: never by where the Vmas sit in host
+  // memory, so that a seed replays the same walk in every build.
   std::vector<Vma*> vmas(av->vmas.begin(), av->vmas.end());
+  std::sort(vmas.begin(), vmas.end(), [](const Vma* a, const Vma* b) {
+    return std::tuple(a->pgoff(), a->mm().pid(), a->start().v) <
+           std::tuple(b->pgoff(), b->mm().pid(), b->start().v);
+  });
   for (Vma* vma : vmas) {
     uint64_t vfirst = vma->pgoff();
     uint64_t vlast = vfirst + vma->nr_pages() - 1;

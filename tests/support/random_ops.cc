@@ -123,7 +123,10 @@ std::pair<Vaddr, uint64_t> pick_range(RandomDriver& d, RandomProc& p) {
   Rng& rng = d.rng();
   uint64_t r = rng.below(100);
   std::vector<OracleRange> ranges = p.oracle.ranges();
-  if (r < 2) return {d.pick_page(p) + 1 + rng.below(kPageSize - 1), kPageSize};
+  if (r < 2) {
+    Vaddr page = d.pick_page(p);  // one draw per statement: the order is fixed
+    return {page + 1 + rng.below(kPageSize - 1), kPageSize};
+  }
   if (r < 4) return {d.pick_page(p), 0};
   if (r < 15 && !ranges.empty()) {
     const OracleRange& whole = ranges[rng.below(ranges.size())];
@@ -184,10 +187,7 @@ void op_exit(RandomDriver& d, RandomProc& p) {
     return;
   }
   d.log(fmt::format("pid {} exit", p.mm->pid()));
-  exit_mmap(*p.mm);
-  auto& procs = d.procs();
-  procs.erase(
-      std::find_if(procs.begin(), procs.end(), [&](const auto& q) { return q.get() == &p; }));
+  d.exit_proc(p);
 }
 
 // An address for a CPU access: mostly word aligned, sometimes straddling
@@ -230,7 +230,8 @@ void op_store_bytes(RandomDriver& d, RandomProc& p) {
       d.rng().chance(80) ? d.rng().range(1, 3 * kPageSize) : d.rng().range(1, 16) * kPageSize;
   std::vector<std::byte> bytes(len);
   fill_random(d.rng(), bytes);
-  Vaddr addr = d.pick_page_allowing(p, kProtWrite) + d.rng().below(kPageSize);
+  Vaddr page = d.pick_page_allowing(p, kProtWrite);
+  Vaddr addr = page + d.rng().below(kPageSize);
   cpu_store(d, p, addr, bytes, /*as_u32=*/false);
 }
 
@@ -253,7 +254,8 @@ void op_load_u32(RandomDriver& d, RandomProc& p) {
 void op_load_bytes(RandomDriver& d, RandomProc& p) {
   uint64_t len =
       d.rng().chance(80) ? d.rng().range(1, 3 * kPageSize) : d.rng().range(1, 16) * kPageSize;
-  Vaddr addr = d.pick_page_allowing(p, kProtRead) + d.rng().below(kPageSize);
+  Vaddr page = d.pick_page_allowing(p, kProtRead);
+  Vaddr addr = page + d.rng().below(kPageSize);
   d.log(fmt::format("pid {} load {:#x} bytes at {:#x}", p.mm->pid(), len, addr.v));
   d.log("  = " + status_str(d.expect_read_matches(p, addr, len)));
 }
@@ -270,6 +272,24 @@ void op_migrate(RandomDriver& d, RandomProc& p) {
   d.log(fmt::format("pid {} migrate_page({:#x})", p.mm->pid(), addr.v));
   Result<Pfn> got = migrate_page(*p.mm, addr);
   d.log(got.ok() ? fmt::format("  = pfn {:#x}", got->v) : "  = " + status_str(Err{got.error()}));
+  if (d.config().thp != ThpPolicy::kNever || d.config().devices != 0) {
+    // Whether a page is there to move depends on THP faults (an unwritten
+    // page may sit in a THP) and on device migrations (a device-private
+    // entry is not a present page: -ENOENT): the oracle knows only
+    // -EFAULT and the bytes of a page that moved.
+    bool mapped = p.oracle.attrs_at(addr) != nullptr;
+    Errno e = got.ok() ? Errno::kFault : got.error();
+    bool allowed = mapped ? got.ok() || e == Errno::kNoEnt || e == Errno::kBusy ||
+                                e == Errno::kAgain
+                          : !got.ok() && e == Errno::kFault;
+    if (!allowed) {
+      d.fail(fmt::format("migrate_page({:#x}) of {} page returned {}", addr.v,
+                         mapped ? "a mapped" : "an unmapped",
+                         got.ok() ? "ok" : status_str(Err{e})));
+    }
+    if (got.ok() && !d.failed()) (void)d.expect_read_matches(p, addr.page_down(), kPageSize);
+    return;
+  }
   Status want = !p.oracle.attrs_at(addr)    ? Status(Err{Errno::kFault})
                 : !p.oracle.populated(addr) ? Status(Err{Errno::kNoEnt})
                                             : Ok();
@@ -285,6 +305,19 @@ void op_migrate(RandomDriver& d, RandomProc& p) {
 }
 
 }  // namespace
+
+std::pair<Vaddr, uint64_t> random_pick_range(RandomDriver& d, RandomProc& p) {
+  return pick_range(d, p);
+}
+
+void random_fill(Rng& rng, std::vector<std::byte>& buf) { fill_random(rng, buf); }
+
+std::string random_status_str(const Status& st) { return status_str(st); }
+
+void random_cpu_store(RandomDriver& d, RandomProc& p, Vaddr addr,
+                      const std::vector<std::byte>& bytes) {
+  cpu_store(d, p, addr, bytes, /*as_u32=*/false);
+}
 
 void add_mm_ops(RandomDriver& driver) {
   driver.add_op("mmap", 12, op_mmap);
