@@ -199,6 +199,91 @@ Status OracleMm::madvise(Vaddr addr, uint64_t len, Advice advice) {
   return hole ? Status(Err{Errno::kNoMem}) : Ok();
 }
 
+Result<MremapPlan> OracleMm::plan_mremap(Vaddr old_addr, uint64_t old_len, uint64_t new_len,
+                                         uint32_t flags, Vaddr new_addr, Vaddr vma_end) const {
+  constexpr uint32_t kAll = kMremapMaymove | kMremapFixed | kMremapDontunmap;
+  if (flags & ~kAll) return Err{Errno::kInval};
+  if ((flags & kMremapFixed) && !(flags & kMremapMaymove)) return Err{Errno::kInval};
+  if ((flags & kMremapDontunmap) && (!(flags & kMremapMaymove) || old_len != new_len))
+    return Err{Errno::kInval};
+  if (!old_addr.page_aligned()) return Err{Errno::kInval};
+  MremapPlan plan{.old_addr = old_addr,
+                  .old_len = page_align_up(old_len),
+                  .new_len = page_align_up(new_len),
+                  .flags = flags,
+                  .new_addr = new_addr};
+  if (plan.old_len < old_len || plan.new_len < new_len || plan.new_len == 0)
+    return Err{Errno::kInval};
+  if (!range_in_user_space(old_addr, plan.old_len)) return Err{Errno::kInval};
+  if (flags & kMremapFixed) {
+    if (!new_addr.page_aligned() || plan.new_len > kUserMax ||
+        new_addr.v > kUserMax - plan.new_len || new_addr.v < kUserMin)
+      return Err{Errno::kInval};
+    if (new_addr < old_addr + plan.old_len && old_addr < new_addr + plan.new_len)
+      return Err{Errno::kInval};
+  }
+  if (!attrs_at(old_addr)) return Err{Errno::kFault};
+  if (plan.old_len == 0) return Err{Errno::kInval};
+  if (plan.old_len > vma_end - old_addr) return Err{Errno::kFault};
+  if (flags & kMremapFixed) {
+    plan.kind = MremapPlan::kMove;
+  } else if (!(flags & kMremapDontunmap) && plan.new_len <= plan.old_len) {
+    plan.kind = MremapPlan::kShrink;
+  } else if (!(flags & kMremapDontunmap) && old_addr + plan.old_len == vma_end &&
+             vma_end.v <= kUserMax - (plan.new_len - plan.old_len) &&
+             range_free(vma_end, vma_end + (plan.new_len - plan.old_len))) {
+    plan.kind = MremapPlan::kGrow;
+  } else if (!(flags & kMremapMaymove)) {
+    return Err{Errno::kNoMem};
+  } else {
+    plan.kind = MremapPlan::kMove;
+  }
+  return plan;
+}
+
+Vaddr OracleMm::mremap(const MremapPlan& plan, Vaddr dest) {
+  Vaddr old_addr = plan.old_addr;
+  uint64_t old_len = plan.old_len;
+  OracleAttrs attrs = *attrs_at(old_addr);
+  switch (plan.kind) {
+    case MremapPlan::kShrink:
+      unmap_range(old_addr + plan.new_len, old_addr + old_len);
+      return old_addr;
+    case MremapPlan::kGrow: {
+      Vaddr end = old_addr + old_len;
+      areas_.emplace(end.v, OracleRange{end, old_addr + plan.new_len, attrs});
+      coalesce(end, old_addr + plan.new_len);
+      return old_addr;
+    }
+    case MremapPlan::kMove:
+      break;
+  }
+  if (plan.flags & kMremapFixed) {
+    dest = plan.new_addr;
+    unmap_range(dest, dest + plan.new_len);
+    if (old_len > plan.new_len) {
+      unmap_range(old_addr + plan.new_len, old_addr + old_len);
+      old_len = plan.new_len;
+    }
+  }
+  // The bytes move with their pages.
+  std::vector<std::pair<uint64_t, std::shared_ptr<const PageBytes>>> moved;
+  for (auto it = pages_.lower_bound(old_addr.page_index());
+       it != pages_.end() && it->first < (old_addr + old_len).page_index(); ++it) {
+    moved.emplace_back(it->first - old_addr.page_index(), it->second);
+  }
+  if (plan.flags & kMremapDontunmap) {
+    zap(old_addr, old_addr + old_len);
+  } else {
+    unmap_range(old_addr, old_addr + old_len);
+  }
+  unmap_range(dest, dest + plan.new_len);
+  areas_.emplace(dest.v, OracleRange{dest, dest + plan.new_len, attrs});
+  for (auto& [off, bytes] : moved) pages_[dest.page_index() + off] = std::move(bytes);
+  coalesce(dest, dest + plan.new_len);
+  return dest;
+}
+
 AccessPlan OracleMm::plan_access(Vaddr addr, uint64_t len, AccessKind kind) const {
   AccessPlan plan;
   while (plan.done < len) {

@@ -56,6 +56,21 @@ struct AccessPlan {
 
 using PageBytes = std::array<std::byte, kPageSize>;
 
+// What an mremap() that passed its checks does (OracleMm::plan_mremap).
+struct MremapPlan {
+  enum Kind : uint8_t {
+    kShrink,  // in place: the tail past new_len is unmapped
+    kGrow,    // in place: the Vma grows into the free range after it
+    kMove,    // to new_addr (kMremapFixed) or to where the kernel chooses
+  };
+  Kind kind = kShrink;
+  Vaddr old_addr;
+  uint64_t old_len = 0;  // page aligned
+  uint64_t new_len = 0;  // page aligned
+  uint32_t flags = 0;
+  Vaddr new_addr;  // kMove with kMremapFixed
+};
+
 class OracleMm {
  public:
   // --- queries ---
@@ -83,6 +98,21 @@ class OracleMm {
   Status munmap(Vaddr addr, uint64_t len);
   Status mprotect(Vaddr addr, uint64_t len, uint32_t prot);
   Status madvise(Vaddr addr, uint64_t len, Advice advice);
+  // mremap(): Linux's errno, or what the call does. The checks and their
+  // order are do_mremap()'s (check_mremap_params, then the Vma at old_addr:
+  // -EFAULT without one, -EINVAL for old_len 0, -EFAULT when the old range
+  // runs past the Vma; then shrink, grow in place, or -ENOMEM without
+  // MREMAP_MAYMOVE). `vma_end` is the end of the Vma that holds old_addr:
+  // the oracle merges neighbours with equal attributes, but Linux keeps two
+  // Vmas apart when their anon_vmas differ, and where they part is not a
+  // thing a user observes through this interface, so the caller passes it.
+  Result<MremapPlan> plan_mremap(Vaddr old_addr, uint64_t old_len, uint64_t new_len,
+                                 uint32_t flags, Vaddr new_addr, Vaddr vma_end) const;
+  // Carries out a plan; `dest` is where a kMove without kMremapFixed went
+  // (free before the call: get_unmapped_area). The moved bytes go with the
+  // range, grown pages read as zero, and with MREMAP_DONTUNMAP the old range
+  // stays mapped and reads as zero. Returns the resulting address.
+  Vaddr mremap(const MremapPlan& plan, Vaddr dest);
   // A CPU load or store of [addr, addr + len): where it stops and why.
   AccessPlan plan_access(Vaddr addr, uint64_t len, AccessKind kind) const;
   // Stores bytes that plan_access allowed.

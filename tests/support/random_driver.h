@@ -31,13 +31,25 @@
 #include <vector>
 
 #include "base/rng.h"
+#include "driver/dmirror.h"
 #include "mm/mm.h"
 #include "mm/world.h"
 #include "support/oracle.h"
 
 namespace hmmsim::testing {
 
+// Which operations a run mixes in (each mix includes the ones before it).
+enum class RandomMix : uint8_t {
+  kBase,    // 4 KiB pages only (THP off): the syscalls, CPU access, move_pages
+  kThp,     // + THP: huge mmaps, PMD-crossing ranges, MADV_FREE/COLLAPSE,
+            //   mremap, the deferred split shrinker
+  kDevice,  // + dmirror devices: migrate to and from device memory
+};
+
+const char* random_mix_name(RandomMix mix);
+
 struct RandomConfig {
+  RandomMix mix = RandomMix::kBase;
   uint64_t seed = 1;
   uint64_t steps = 2500;
   // The world is small so that the checker's scans stay cheap, yet large
@@ -54,6 +66,16 @@ struct RandomConfig {
   ThpPolicy thp = ThpPolicy::kNever;
   // Print every operation to stderr as it runs (for replays).
   bool verbose = false;
+  // kDevice: this many dmirror devices of this much device memory each.
+  uint32_t devices = 0;
+  uint64_t device_mem_bytes = 2 * kDevmemChunkSize;
+
+  // The settings of one mix: THP on (kMadvise) for kThp and kDevice, with
+  // more memory per process (THPs), and devices for kDevice.
+  static RandomConfig for_mix(RandomMix mix, uint64_t seed, uint64_t steps);
+  // Whether the oracle predicts MM_ANONPAGES exactly (4 KiB pages only,
+  // no device migrations that populate holes).
+  bool exact_rss() const { return thp == ThpPolicy::kNever && devices == 0; }
 };
 
 // One simulated process: its address space and what the oracle expects of it.
@@ -81,6 +103,10 @@ class RandomDriver {
   Rng& rng() { return rng_; }
   const RandomConfig& config() const { return config_; }
   std::vector<std::unique_ptr<RandomProc>>& procs() { return procs_; }
+  std::vector<std::unique_ptr<DmirrorDevice>>& devices() { return devices_; }
+  // A process exits: exit_mmap, then its mirrors close (exit_mm runs
+  // before exit_files), and the process leaves procs().
+  void exit_proc(RandomProc& p);
   // Records what the current step does (shown in failure reports).
   void log(std::string what);
   // Reports a mismatch; the run stops after the current step.
@@ -116,6 +142,8 @@ class RandomDriver {
 
   RandomConfig config_;
   std::unique_ptr<World> world_;
+  // After world_: destroyed (evicted) before it.
+  std::vector<std::unique_ptr<DmirrorDevice>> devices_;
   Rng rng_;
   std::vector<Op> ops_;
   uint64_t total_weight_ = 0;
@@ -129,8 +157,21 @@ class RandomDriver {
 // The operations of the syscall interface (random_ops.cc): mmap, munmap,
 // mprotect, madvise, fork, exit, CPU loads and stores, migrate_page.
 void add_mm_ops(RandomDriver& driver);
+// THP operations (random_thp_ops.cc): PMD-aligned huge mappings, ranges
+// around PMD boundaries, MADV_FREE/COLLAPSE, mremap, deferred_split_scan.
+void add_thp_ops(RandomDriver& driver);
+// dmirror operations (random_device_ops.cc).
+void add_device_ops(RandomDriver& driver);
 
-// The replay command for one seed.
-std::string random_replay_command(uint64_t seed, uint64_t steps);
+// For operations in other files: the range a range syscall takes, random
+// bytes, an errno's name, a CPU store checked against the oracle.
+std::pair<Vaddr, uint64_t> random_pick_range(RandomDriver& d, RandomProc& p);
+void random_fill(Rng& rng, std::vector<std::byte>& buf);
+std::string random_status_str(const Status& st);
+void random_cpu_store(RandomDriver& d, RandomProc& p, Vaddr addr,
+                      const std::vector<std::byte>& bytes);
+
+// The replay command for one seed of a mix.
+std::string random_replay_command(RandomMix mix, uint64_t seed, uint64_t steps);
 
 }  // namespace hmmsim::testing

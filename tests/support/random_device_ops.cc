@@ -1,0 +1,212 @@
+// The random driver's dmirror operations (RandomMix::kDevice): migrate_to_dev
+// and migrate_to_sys over page-aligned sub-ranges of a process's mappings
+// (PMD-aligned ones make device THPs), FAIL_ALLOC before some migrations,
+// release of a device, close of a mirror (reopened by the next command), and
+// CPU access to device-resident pages. The THP ops cut device THPs with
+// munmap, mprotect and mremap; fork and exit take device pages along.
+//
+// Moving pages to a device changes no data: what the device reads back after
+// migrate_to_dev (dmirror_do_read of the pages now on the device) and what
+// the CPU reads afterwards (faulting them back) must both equal the oracle's
+// bytes. A successful migrate_to_dev of pages already on the device is the
+// device-side read-back.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "support/random_driver.h"
+
+namespace hmmsim::testing {
+namespace {
+
+// The range of the last successful migrate_to_dev, which later operations
+// come back to (device-resident pages are there, unless something moved them).
+struct DeviceOpsState {
+  int pid = -1;
+  Vaddr addr;
+  uint64_t npages = 0;
+};
+
+DmirrorDevice& pick_device(RandomDriver& d) {
+  return *d.devices()[d.rng().below(d.devices().size())];
+}
+
+// A command range: around the last device range, a PMD-aligned range of a
+// readable mapping, any page-aligned sub-range of a mapping, or (rarely)
+// whatever a range syscall would get (unaligned, empty, holes).
+std::pair<Vaddr, uint64_t> pick_cmd_range(RandomDriver& d, RandomProc& p,
+                                          const DeviceOpsState& st) {
+  Rng& rng = d.rng();
+  uint64_t r = rng.below(100);
+  if (r < 30 && st.pid == p.mm->pid() && st.npages > 0) {
+    uint64_t first = rng.chance(50) ? 0 : rng.below(st.npages);
+    uint64_t n = rng.chance(50) ? st.npages - first : rng.range(1, st.npages - first);
+    return {st.addr + first * kPageSize, n};
+  }
+  std::vector<OracleRange> readable;
+  for (const OracleRange& range : p.oracle.ranges()) {
+    if (range.attrs.prot & kProtRead) readable.push_back(range);
+  }
+  if (r < 90 && !readable.empty()) {
+    const OracleRange& range = readable[rng.below(readable.size())];
+    uint64_t first_pmd = (range.start.v + kPmdSize - 1) & ~(kPmdSize - 1);
+    if (r < 65 && first_pmd + kPmdSize <= range.end.v) {
+      uint64_t n = (range.end.v - first_pmd) / kPmdSize;
+      Vaddr a{first_pmd + rng.below(n) * kPmdSize};
+      uint64_t pages = std::min<uint64_t>(kHPageNr * rng.range(1, 2), (range.end - a) >> kPageShift);
+      return {a, pages};
+    }
+    uint64_t first = rng.range(range.start.page_index(), range.end.page_index() - 1);
+    uint64_t max = range.end.page_index() - first;
+    return {Vaddr{first << kPageShift}, rng.range(1, std::min<uint64_t>(max, 600))};
+  }
+  auto [addr, len] = random_pick_range(d, p);
+  return {addr, len >> kPageShift};
+}
+
+// The dmirror ioctls' -EINVAL: an unaligned or empty command, or a page of
+// the range outside every Vma or in one without VM_READ.
+bool cmd_invalid(RandomProc& p, Vaddr addr, uint64_t npages) {
+  if (!addr.page_aligned() || npages == 0) return true;
+  for (uint64_t i = 0; i < npages; i++) {
+    const OracleAttrs* attrs = p.oracle.attrs_at(addr + i * kPageSize);
+    if (!attrs || !(attrs->prot & kProtRead)) return true;
+  }
+  return false;
+}
+
+// FAIL_ALLOC for the next allocation decision of `m`; the flag is cleared
+// after the command, so it never reaches a later CPU fault.
+void set_fail_alloc(RandomDriver& d, Dmirror& m, uint64_t flags) {
+  // FLAGS with npages 0 is -EINVAL like every command: clear with 2, a bit
+  // the driver ignores.
+  DmirrorCmd cmd(Vaddr{0}, flags == 0 ? 2 : flags);
+  Status st = m.set_flags(cmd);
+  if (!st.ok()) d.fail("dmirror FLAGS returned " + random_status_str(st));
+}
+
+void op_to_dev(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  DmirrorDevice& dev = pick_device(d);
+  Dmirror& m = dev.open(*p.mm);
+  auto [addr, npages] = pick_cmd_range(d, p, st);
+  bool fail_alloc = d.rng().chance(15);
+  d.log(fmt::format("pid {} dev{} migrate_to_dev({:#x}, {} pages){}", p.mm->pid(), dev.id(),
+                    addr.v, npages, fail_alloc ? " FAIL_ALLOC" : ""));
+  if (fail_alloc) set_fail_alloc(d, m, kDmirrorFlagFailAlloc);
+  DmirrorCmd cmd(addr, npages);
+  Status got = m.migrate_to_dev(cmd);
+  if (fail_alloc) set_fail_alloc(d, m, 0);
+  d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
+  if (cmd_invalid(p, addr, npages)) {
+    d.expect_status("migrate_to_dev", got, Err{Errno::kInval});
+    return;
+  }
+  // -ENOENT: the read-back found a page that did not move to this device
+  // (on the other device, shared after fork, busy, or no device page).
+  if (!got.ok()) {
+    if (got.error() != Errno::kNoEnt) d.fail("migrate_to_dev returned " + random_status_str(got));
+    return;
+  }
+  std::vector<std::byte> want(npages * kPageSize);
+  p.oracle.peek(addr, want);
+  if (cmd.data.size() != want.size() || std::memcmp(cmd.data.data(), want.data(), want.size())) {
+    for (uint64_t i = 0; i < want.size(); i++) {
+      if (i < cmd.data.size() && cmd.data[i] == want[i]) continue;
+      d.fail(fmt::format("pid {} dev{} reads back {:#04x} at {:#x}, the oracle expects {:#04x}",
+                         p.mm->pid(), dev.id(),
+                         i < cmd.data.size() ? std::to_integer<int>(cmd.data[i]) : -1,
+                         addr.v + i, std::to_integer<int>(want[i])));
+      break;
+    }
+    return;
+  }
+  st = DeviceOpsState{p.mm->pid(), addr, npages};
+}
+
+void op_to_sys(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  DmirrorDevice& dev = pick_device(d);
+  Dmirror& m = dev.open(*p.mm);
+  auto [addr, npages] = pick_cmd_range(d, p, st);
+  bool fail_alloc = d.rng().chance(15);
+  d.log(fmt::format("pid {} dev{} migrate_to_sys({:#x}, {} pages){}", p.mm->pid(), dev.id(),
+                    addr.v, npages, fail_alloc ? " FAIL_ALLOC" : ""));
+  if (fail_alloc) set_fail_alloc(d, m, kDmirrorFlagFailAlloc);
+  DmirrorCmd cmd(addr, npages);
+  Status got = m.migrate_to_sys(cmd);
+  if (fail_alloc) set_fail_alloc(d, m, 0);
+  d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
+  if (cmd_invalid(p, addr, npages)) {
+    d.expect_status("migrate_to_sys", got, Err{Errno::kInval});
+    return;
+  }
+  // -ENOMEM only when FAIL_ALLOC refused a small page (VM_FAULT_OOM).
+  if (!got.ok() && !(fail_alloc && got.error() == Errno::kNoMem)) {
+    d.fail("migrate_to_sys returned " + random_status_str(got));
+    return;
+  }
+  if (d.rng().chance(60)) {
+    (void)d.expect_read_matches(p, addr, std::min<uint64_t>(npages, 64) * kPageSize);
+  }
+}
+
+// CPU access to the last device range: a read faults device pages back (and
+// must read the oracle's bytes); a store faults them back and writes.
+void op_dev_cpu(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  RandomProc* target = &p;
+  for (auto& q : d.procs()) {
+    if (q->mm->pid() == st.pid) target = q.get();
+  }
+  Rng& rng = d.rng();
+  Vaddr addr;
+  if (target->mm->pid() == st.pid && st.npages > 0) {
+    uint64_t page = rng.below(st.npages);  // one draw per statement: the order is fixed
+    addr = st.addr + page * kPageSize + rng.below(kPageSize / 4) * 4;
+  } else {
+    addr = d.pick_page_allowing(*target, kProtRead);
+  }
+  uint64_t len = rng.chance(60) ? 4 : rng.range(1, 3 * kPageSize);
+  if (rng.chance(50)) {
+    d.log(fmt::format("pid {} load {:#x} bytes at {:#x} (device range)", target->mm->pid(), len,
+                      addr.v));
+    d.log("  = " + random_status_str(d.expect_read_matches(*target, addr, len)));
+    return;
+  }
+  std::vector<std::byte> bytes(len);
+  random_fill(rng, bytes);
+  random_cpu_store(d, *target, addr, bytes);
+}
+
+void op_release(RandomDriver& d, RandomProc& /*p*/) {
+  DmirrorDevice& dev = pick_device(d);
+  d.log(fmt::format("dev{} release", dev.id()));
+  Status st = dev.release();
+  d.log("  = " + random_status_str(st));
+  d.expect_status("dmirror RELEASE", st, Ok());
+}
+
+void op_close(RandomDriver& d, RandomProc& /*p*/) {
+  DmirrorDevice& dev = pick_device(d);
+  if (dev.mirrors().empty()) return;
+  Dmirror& m = *dev.mirrors()[d.rng().below(dev.mirrors().size())];
+  d.log(fmt::format("dev{} close of the mirror of pid {}", dev.id(), m.mm().pid()));
+  Status st = dev.close(m);
+  d.log("  = " + random_status_str(st));
+  d.expect_status("dmirror close", st, Ok());
+}
+
+}  // namespace
+
+void add_device_ops(RandomDriver& driver) {
+  auto st = std::make_shared<DeviceOpsState>();
+  driver.add_op("migrate_to_dev", 14,
+                [st](RandomDriver& d, RandomProc& p) { op_to_dev(d, p, *st); });
+  driver.add_op("migrate_to_sys", 6,
+                [st](RandomDriver& d, RandomProc& p) { op_to_sys(d, p, *st); });
+  driver.add_op("dev_cpu", 8, [st](RandomDriver& d, RandomProc& p) { op_dev_cpu(d, p, *st); });
+  driver.add_op("dev_release", 1, op_release);
+  driver.add_op("dev_close", 1, op_close);
+}
+
+}  // namespace hmmsim::testing
