@@ -14,6 +14,12 @@
 #include "mm/world.h"
 
 namespace hmmsim {
+// vma_address() and vma_address_end().
+std::pair<Vaddr, Vaddr> folio_range_in_vma(Folio folio, const Vma& vma, Vaddr addr) {
+  Vaddr end = addr + folio.nr_pages() * kPageSize;
+  return {std::max(addr, vma.start()), std::min(end, vma.end())};
+}
+
 namespace {
 
 MigrationKind migration_kind_for(bool write, bool anon_exclusive) {
@@ -46,13 +52,6 @@ bool migrate_one_pte(PageVmaMappedWalk& pvmw, Folio folio) {
   folio_remove_rmap_ptes(folio, idx, 1, pvmw.vma());
   folio_put(folio);
   return true;
-}
-
-// The part of `folio` that `vma` can map, when its first page would be at
-// `addr` (vma_address() and vma_address_end()).
-std::pair<Vaddr, Vaddr> folio_range_in_vma(Folio folio, const Vma& vma, Vaddr addr) {
-  Vaddr end = addr + folio.nr_pages() * kPageSize;
-  return {std::max(addr, vma.start()), std::min(end, vma.end())};
 }
 
 // try_to_migrate_one(): convert this Vma's mappings of `folio`, inside an
@@ -207,6 +206,12 @@ void remove_migration_ptes(Folio src, Folio dst, uint32_t rmp_flags) {
 }
 
 Result<Folio> migrate_folio_to_new(World& world, Folio src, uint64_t keep_page) {
+  // migrate_pages_batch(): a partially mapped THP on the deferred split
+  // list is split first and only its mapped pages move (Linux 6.12,
+  // "mm/migrate: split source folio if it is on deferred split list");
+  // migrating it whole would leave an unqueued partially mapped copy.
+  if (src.is_large() && src.test(kPgPartiallyMapped))
+    return migrate_split_thp(world, src, keep_page);
   std::optional<Folio> dst = folio_alloc(world.mem(), src.order());
   if (!dst) {
     if (src.is_large()) return migrate_split_thp(world, src, keep_page);
