@@ -15,9 +15,11 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "base/result.h"
 #include "mm/folio.h"
+#include "mm/vma.h"
 
 namespace hmmsim {
 
@@ -40,6 +42,10 @@ struct RmpFlags {
     kUseSharedZeropage = 1u << 1,   // RMP_USE_SHARED_ZEROPAGE
   };
 };
+
+// vma_address() .. vma_address_end(): the part of `folio` that `vma` can
+// map when the folio's first page would be at `addr`.
+std::pair<Vaddr, Vaddr> folio_range_in_vma(Folio folio, const Vma& vma, Vaddr addr);
 
 // try_to_migrate(): false if some mapping could not be converted (it is
 // left in place). Requires: folio locked.

@@ -167,6 +167,34 @@ void insert_huge_pmd_page(World& world, Vma& vma, Vaddr haddr, Folio folio,
   }
 }
 
+// The PMD migration entries of `folio` outside the migrating Vma: a THP
+// shared after fork was unmapped from every process when it was collected
+// (B15), each PMD mapping becoming a PMD migration entry. Split each into
+// 512 PTE migration entries, freezing, as the caller's own PMD was, so that
+// no PMD migration entry names a folio that is about to be split.
+//
+// Linux 6.19 splits only the PMD of the migrating Vma here; a sharer's PMD
+// migration entry would then be restored as a PMD over a page of a split
+// folio. hmmsim splits them all (docs/findings.md, F1).
+void split_other_pmd_migration_entries(Folio folio) {
+  rmap_walk(
+      folio,
+      [&](Vma& vma, Vaddr addr) {
+        auto [start, end] = folio_range_in_vma(folio, vma, addr);
+        MmuNotifierInvalidation inv(
+            mmu_notifier_range_init(MmuNotifyEvent::kClear, vma.mm(), start, end));
+        PageVmaMappedWalk pvmw(folio, vma, addr, PvmwFlags::kMigration);
+        while (pvmw.next()) {
+          if (!pvmw.pmd_level()) continue;
+          folio_get(folio);  // the freezing PMD split drops one
+          __split_huge_pmd_locked(vma, pvmw.pmd_ref(), Freeze::kYes);
+          pvmw.restart();
+        }
+        return true;
+      },
+      RmapLocked::kNo);
+}
+
 // migrate_vma_split_unmapped_folio(): the source THP is unmapped (a PMD
 // migration entry) but the destination is 512 small pages: split the PMD
 // entry (freezing) and the folio, and give every page its own slot.
@@ -174,6 +202,7 @@ Status split_unmapped_folio(World& world, Vma& vma, Vaddr addr, Folio folio,
                             std::span<MigratePfn> src) {
   folio_get(folio);  // the freezing PMD split drops one
   split_huge_pmd_address(vma, addr, Freeze::kYes);
+  split_other_pmd_migration_entries(folio);
   Status ret = folio_split_unmapped(world, folio);
   if (!ret.ok()) return ret;
   MigratePfn head = src[0];

@@ -275,6 +275,63 @@ TEST_F(Dmirror0, MirrorInvalidatedByCpuChanges) {
   expect_clean(world_);
 }
 
+// A THP shared by fork goes to the device with FAIL_ALLOC: the collect
+// takes it whole, unmapping it from both processes into PMD migration
+// entries (B15); the small destinations force a split, and every PMD
+// migration entry must become PTE migration entries before the folio is
+// split, the child's as well as the caller's. Both processes keep their
+// data and the parent's pages are now on the device.
+TEST_F(Dmirror0, SharedThpFailAllocSplitsEveryMapping) {
+  MmStruct& mm = world_.create_mm();
+  Vaddr buf = map(mm, kPmdSize, kProtRead | kProtWrite, true);
+  fill(mm, buf, kPmdSize);
+  ASSERT_EQ(pmd_at(mm, buf).kind(), PmdKind::kPresent);
+  MmStruct& child = dup_mm(mm);
+  ASSERT_EQ(pmd_at(child, buf).kind(), PmdKind::kPresent);
+  expect_clean(world_);
+  Dmirror& m = dev_.open(mm);
+  DmirrorCmd flags(buf, kDmirrorFlagFailAlloc);
+  ASSERT_TRUE(m.set_flags(flags).ok());
+  DmirrorCmd cmd;
+  ASSERT_TRUE(to_dev(m, buf, 512, &cmd).ok());
+  expect_words(cmd.data);
+  expect_clean(world_);
+  EXPECT_EQ(pte_at(mm, buf).kind(), PteKind::kDevicePrivate);
+  EXPECT_EQ(pte_at(child, buf).kind(), PteKind::kDevicePrivate);
+  expect_fill(child, buf, kPmdSize);
+  expect_clean(world_);
+  expect_fill(mm, buf, kPmdSize);
+  expect_clean(world_);
+}
+
+// The way back: a device THP shared by fork (a read-only device-private
+// PMD in both processes) returns with FAIL_ALLOC as small RAM pages; the
+// child's PMD migration entry is split with the parent's.
+TEST_F(Dmirror0, SharedDeviceThpFailAllocBackSplitsEveryMapping) {
+  MmStruct& mm = world_.create_mm();
+  Vaddr buf = map(mm, kPmdSize, kProtRead | kProtWrite, true);
+  fill(mm, buf, kPmdSize);
+  Dmirror& m = dev_.open(mm);
+  ASSERT_TRUE(to_dev(m, buf, 512).ok());
+  ASSERT_EQ(pmd_at(mm, buf).kind(), PmdKind::kDevicePrivate);
+  MmStruct& child = dup_mm(mm);
+  ASSERT_EQ(pmd_at(child, buf).kind(), PmdKind::kDevicePrivate);
+  EXPECT_FALSE(pmd_at(child, buf).write());
+  expect_clean(world_);
+  DmirrorCmd flags(buf, kDmirrorFlagFailAlloc);
+  ASSERT_TRUE(m.set_flags(flags).ok());
+  DmirrorCmd sys(buf, 512);
+  ASSERT_TRUE(m.migrate_to_sys(sys).ok());
+  EXPECT_EQ(sys.cpages, 512u);
+  expect_clean(world_);
+  EXPECT_EQ(pte_at(mm, buf).kind(), PteKind::kPresent);
+  EXPECT_EQ(pte_at(child, buf).kind(), PteKind::kPresent);
+  EXPECT_EQ(folio_at(child, buf).order().v, 0u);
+  expect_fill(child, buf, kPmdSize);
+  expect_fill(mm, buf, kPmdSize);
+  expect_clean(world_);
+}
+
 // Bad input: unaligned address, zero pages, a hole -> the driver's errno.
 TEST_F(Dmirror0, BadInput) {
   MmStruct& mm = world_.create_mm();
