@@ -41,8 +41,8 @@ std::optional<uint64_t> env_u64(const char* name) {
   return std::strtoull(v, nullptr, 0);
 }
 
-constexpr uint64_t kThpSteps = 800;
-constexpr uint64_t kDeviceSteps = 250;
+constexpr uint64_t kThpSteps = 1500;
+constexpr uint64_t kDeviceSteps = 600;
 
 void run_seed(uint64_t seed, uint64_t steps, RandomMix mix = RandomMix::kBase) {
   RandomConfig config = RandomConfig::for_mix(mix, seed, steps);
@@ -70,7 +70,7 @@ INSTANTIATE_TEST_SUITE_P(Random, RandomMmSeed, ::testing::Values(1, 2, 3, 4), se
 
 class RandomThpSeed : public ::testing::TestWithParam<uint64_t> {};
 
-// With THP on, 800 steps of one seed agree with the oracle's bytes and
+// With THP on, 1500 steps of one seed agree with the oracle's bytes and
 // the checker at every step.
 TEST_P(RandomThpSeed, AgreesWithOracle) {
   run_seed(GetParam(), kThpSteps, RandomMix::kThp);
@@ -80,7 +80,7 @@ INSTANTIATE_TEST_SUITE_P(Random, RandomThpSeed, ::testing::Values(1, 2, 3, 4), s
 
 class RandomDeviceSeed : public ::testing::TestWithParam<uint64_t> {};
 
-// With THP and a dmirror device, 250 steps of one seed (the checker scans
+// With THP and a dmirror device, 600 steps of one seed (the checker scans
 // every device page, so a device step costs more): the CPU and
 // the devices read the oracle's bytes, and the checker holds at every step.
 TEST_P(RandomDeviceSeed, AgreesWithOracle) {
