@@ -87,67 +87,79 @@ void set_fail_alloc(RandomDriver& d, Dmirror& m, uint64_t flags) {
   if (!st.ok()) d.fail("dmirror FLAGS returned " + random_status_str(st));
 }
 
-void op_to_dev(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+enum class Direction { kToDev, kToSys };
+
+// One MIGRATE_TO_DEV or MIGRATE_TO_SYS on a random device, FAIL_ALLOC
+// armed for it 15% of the time. Returns the command's status, or nullopt
+// when the range was invalid (the -EINVAL is checked here).
+struct MigrateCmdResult {
+  Dmirror* mirror;
+  Vaddr addr;
+  uint64_t npages;
+  bool fail_alloc;
+  DmirrorCmd cmd;
+  Status got;
+};
+
+std::optional<MigrateCmdResult> run_migrate_cmd(RandomDriver& d, RandomProc& p,
+                                                DeviceOpsState& st, Direction dir) {
+  const char* name = dir == Direction::kToDev ? "migrate_to_dev" : "migrate_to_sys";
   DmirrorDevice& dev = pick_device(d);
   Dmirror& m = dev.open(*p.mm);
   auto [addr, npages] = pick_cmd_range(d, p, st);
   bool fail_alloc = d.rng().chance(15);
-  d.log(fmt::format("pid {} dev{} migrate_to_dev({:#x}, {} pages){}", p.mm->pid(), dev.id(),
-                    addr.v, npages, fail_alloc ? " FAIL_ALLOC" : ""));
+  d.log(fmt::format("pid {} dev{} {}({:#x}, {} pages){}", p.mm->pid(), dev.id(), name, addr.v,
+                    npages, fail_alloc ? " FAIL_ALLOC" : ""));
   if (fail_alloc) set_fail_alloc(d, m, kDmirrorFlagFailAlloc);
   DmirrorCmd cmd(addr, npages);
-  Status got = m.migrate_to_dev(cmd);
+  Status got = dir == Direction::kToDev ? m.migrate_to_dev(cmd) : m.migrate_to_sys(cmd);
   if (fail_alloc) set_fail_alloc(d, m, 0);
   d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
   if (cmd_invalid(p, addr, npages)) {
-    d.expect_status("migrate_to_dev", got, Err{Errno::kInval});
-    return;
+    d.expect_status(name, got, Err{Errno::kInval});
+    return std::nullopt;
   }
+  return MigrateCmdResult{&m, addr, npages, fail_alloc, std::move(cmd), got};
+}
+
+void op_to_dev(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  std::optional<MigrateCmdResult> r = run_migrate_cmd(d, p, st, Direction::kToDev);
+  if (!r) return;
   // -ENOENT: the read-back found a page that did not move to this device
   // (on the other device, shared after fork, busy, or no device page).
-  if (!got.ok()) {
-    if (got.error() != Errno::kNoEnt) d.fail("migrate_to_dev returned " + random_status_str(got));
+  if (!r->got.ok()) {
+    if (r->got.error() != Errno::kNoEnt) {
+      d.fail("migrate_to_dev returned " + random_status_str(r->got));
+    }
     return;
   }
-  std::vector<std::byte> want(npages * kPageSize);
-  p.oracle.peek(addr, want);
-  if (cmd.data.size() != want.size() || std::memcmp(cmd.data.data(), want.data(), want.size())) {
+  std::vector<std::byte> want(r->npages * kPageSize);
+  p.oracle.peek(r->addr, want);
+  const std::vector<std::byte>& data = r->cmd.data;
+  if (data.size() != want.size() || std::memcmp(data.data(), want.data(), want.size())) {
     for (uint64_t i = 0; i < want.size(); i++) {
-      if (i < cmd.data.size() && cmd.data[i] == want[i]) continue;
+      if (i < data.size() && data[i] == want[i]) continue;
       d.fail(fmt::format("pid {} dev{} reads back {:#04x} at {:#x}, the oracle expects {:#04x}",
-                         p.mm->pid(), dev.id(),
-                         i < cmd.data.size() ? std::to_integer<int>(cmd.data[i]) : -1,
-                         addr.v + i, std::to_integer<int>(want[i])));
+                         p.mm->pid(), r->mirror->device().id(),
+                         i < data.size() ? std::to_integer<int>(data[i]) : -1, r->addr.v + i,
+                         std::to_integer<int>(want[i])));
       break;
     }
     return;
   }
-  st = DeviceOpsState{p.mm->pid(), addr, npages};
+  st = DeviceOpsState{p.mm->pid(), r->addr, r->npages};
 }
 
 void op_to_sys(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
-  DmirrorDevice& dev = pick_device(d);
-  Dmirror& m = dev.open(*p.mm);
-  auto [addr, npages] = pick_cmd_range(d, p, st);
-  bool fail_alloc = d.rng().chance(15);
-  d.log(fmt::format("pid {} dev{} migrate_to_sys({:#x}, {} pages){}", p.mm->pid(), dev.id(),
-                    addr.v, npages, fail_alloc ? " FAIL_ALLOC" : ""));
-  if (fail_alloc) set_fail_alloc(d, m, kDmirrorFlagFailAlloc);
-  DmirrorCmd cmd(addr, npages);
-  Status got = m.migrate_to_sys(cmd);
-  if (fail_alloc) set_fail_alloc(d, m, 0);
-  d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
-  if (cmd_invalid(p, addr, npages)) {
-    d.expect_status("migrate_to_sys", got, Err{Errno::kInval});
-    return;
-  }
+  std::optional<MigrateCmdResult> r = run_migrate_cmd(d, p, st, Direction::kToSys);
+  if (!r) return;
   // -ENOMEM only when FAIL_ALLOC refused a small page (VM_FAULT_OOM).
-  if (!got.ok() && !(fail_alloc && got.error() == Errno::kNoMem)) {
-    d.fail("migrate_to_sys returned " + random_status_str(got));
+  if (!r->got.ok() && !(r->fail_alloc && r->got.error() == Errno::kNoMem)) {
+    d.fail("migrate_to_sys returned " + random_status_str(r->got));
     return;
   }
   if (d.rng().chance(60)) {
-    (void)d.expect_read_matches(p, addr, std::min<uint64_t>(npages, 64) * kPageSize);
+    (void)d.expect_read_matches(p, r->addr, std::min<uint64_t>(r->npages, 64) * kPageSize);
   }
 }
 

@@ -170,6 +170,10 @@ void random_fill(Rng& rng, std::vector<std::byte>& buf);
 std::string random_status_str(const Status& st);
 void random_cpu_store(RandomDriver& d, RandomProc& p, Vaddr addr,
                       const std::vector<std::byte>& bytes);
+// munmap / mprotect (with a random protection) of [addr, addr + len),
+// checked against the oracle.
+void random_munmap(RandomDriver& d, RandomProc& p, Vaddr addr, uint64_t len);
+void random_mprotect(RandomDriver& d, RandomProc& p, Vaddr addr, uint64_t len);
 
 // The replay command for one seed of a mix.
 std::string random_replay_command(RandomMix mix, uint64_t seed, uint64_t steps);

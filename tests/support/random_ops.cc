@@ -138,19 +138,12 @@ std::pair<Vaddr, uint64_t> pick_range(RandomDriver& d, RandomProc& p) {
 
 void op_munmap(RandomDriver& d, RandomProc& p) {
   auto [addr, len] = pick_range(d, p);
-  d.log(fmt::format("pid {} munmap({:#x}, {:#x})", p.mm->pid(), addr.v, len));
-  Status got = do_munmap(*p.mm, addr, len);
-  d.log("  = " + status_str(got));
-  d.expect_status("munmap", got, p.oracle.munmap(addr, len));
+  random_munmap(d, p, addr, len);
 }
 
 void op_mprotect(RandomDriver& d, RandomProc& p) {
   auto [addr, len] = pick_range(d, p);
-  uint32_t prot = d.pick_prot();
-  d.log(fmt::format("pid {} mprotect({:#x}, {:#x}, {})", p.mm->pid(), addr.v, len, prot_str(prot)));
-  Status got = do_mprotect(*p.mm, addr, len, prot);
-  d.log("  = " + status_str(got));
-  d.expect_status("mprotect", got, p.oracle.mprotect(addr, len, prot));
+  random_mprotect(d, p, addr, len);
 }
 
 void op_madvise(RandomDriver& d, RandomProc& p) {
@@ -313,6 +306,21 @@ std::pair<Vaddr, uint64_t> random_pick_range(RandomDriver& d, RandomProc& p) {
 void random_fill(Rng& rng, std::vector<std::byte>& buf) { fill_random(rng, buf); }
 
 std::string random_status_str(const Status& st) { return status_str(st); }
+
+void random_munmap(RandomDriver& d, RandomProc& p, Vaddr addr, uint64_t len) {
+  d.log(fmt::format("pid {} munmap({:#x}, {:#x})", p.mm->pid(), addr.v, len));
+  Status got = do_munmap(*p.mm, addr, len);
+  d.log("  = " + status_str(got));
+  d.expect_status("munmap", got, p.oracle.munmap(addr, len));
+}
+
+void random_mprotect(RandomDriver& d, RandomProc& p, Vaddr addr, uint64_t len) {
+  uint32_t prot = d.pick_prot();
+  d.log(fmt::format("pid {} mprotect({:#x}, {:#x}, {})", p.mm->pid(), addr.v, len, prot_str(prot)));
+  Status got = do_mprotect(*p.mm, addr, len, prot);
+  d.log("  = " + status_str(got));
+  d.expect_status("mprotect", got, p.oracle.mprotect(addr, len, prot));
+}
 
 void random_cpu_store(RandomDriver& d, RandomProc& p, Vaddr addr,
                       const std::vector<std::byte>& bytes) {

@@ -134,19 +134,12 @@ void op_store_huge(RandomDriver& d, RandomProc& p) {
 
 void op_munmap_thp(RandomDriver& d, RandomProc& p) {
   auto [addr, len] = pick_pmd_range(d, p);
-  d.log(fmt::format("pid {} munmap({:#x}, {:#x})", p.mm->pid(), addr.v, len));
-  Status got = do_munmap(*p.mm, addr, len);
-  d.log("  = " + random_status_str(got));
-  d.expect_status("munmap", got, p.oracle.munmap(addr, len));
+  random_munmap(d, p, addr, len);
 }
 
 void op_mprotect_thp(RandomDriver& d, RandomProc& p) {
   auto [addr, len] = pick_pmd_range(d, p);
-  uint32_t prot = d.pick_prot();
-  d.log(fmt::format("pid {} mprotect({:#x}, {:#x}, {})", p.mm->pid(), addr.v, len, prot));
-  Status got = do_mprotect(*p.mm, addr, len, prot);
-  d.log("  = " + random_status_str(got));
-  d.expect_status("mprotect", got, p.oracle.mprotect(addr, len, prot));
+  random_mprotect(d, p, addr, len);
 }
 
 void op_madvise_thp(RandomDriver& d, RandomProc& p) {
