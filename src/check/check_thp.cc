@@ -9,12 +9,15 @@
 namespace hmmsim::check {
 
 // DSQ: the deferred split queue holds only live, large, anonymous RAM
-// folios; PG_partially_mapped is set only on queued folios; and every
-// anonymous THP that is mapped in part (some pages by PTEs, no PMD) is
-// marked partially mapped, so the shrinker can find it. Linux:
+// folios, and PG_partially_mapped is set only on queued ones. Linux:
 // deferred_split_folio() from __folio_remove_rmap(), the partially_mapped
 // flag kept under split_queue_lock, folio_unqueue_deferred_split() on free
 // and split. Device-private folios are never queued (I9).
+//
+// A THP mapped in part is not always queued: only removing a mapping
+// queues it. Eviction of a partly unmapped device THP restores migration
+// entries into a new RAM THP that was never fully mapped, and 6.19 leaves it
+// off the queue (docs/findings.md, F2), so that is not checked.
 void check_deferred_split_queue(const Ctx& ctx) {
   DeferredSplitQueue& queue = ctx.world.mem().deferred_split();
   std::set<uint64_t> queued;
@@ -43,16 +46,6 @@ void check_deferred_split_queue(const Ctx& ctx) {
       ctx.fail("DSQ", "check_deferred_split_queue",
                fmt::format("folio {:#x}: queued flag disagrees with the queue", folio.pfn().v));
       return;
-    }
-    if (!folio_test_anon(folio) || folio.is_device_private() || folio_entire_mapcount(folio) > 0)
-      return;
-    int32_t pages = folio_nr_pages_mapped(folio);
-    bool partial = pages > 0 && pages < static_cast<int32_t>(folio.nr_pages());
-    if (partial && !flagged) {
-      ctx.fail("DSQ", "check_deferred_split_queue",
-               fmt::format("folio {:#x} maps {} of its pages but is not marked partially mapped",
-                           folio.pfn().v, pages),
-               folio_dump(ctx.world, ctx.census, folio));
     }
   });
 }
