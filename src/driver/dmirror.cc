@@ -187,6 +187,10 @@ VmFault DmirrorDevice::migrate_to_ram(const DeviceFault& vmf) {
                   .fault_page = vmf.page};
   if (!migrate_vma_setup(*world_, args).ok()) return VmFault::kSigbus;
   VmFault ret = dmirror_fault_alloc_and_copy(args, *mirror);
+  if (ret != VmFault::kDone) {
+    migrate_vma_finalize(*world_, args);  // nothing moves; the CPU faults again
+    return ret;
+  }
   migrate_vma_pages(*world_, args);
   migrate_vma_finalize(*world_, args);
   return ret;

@@ -75,9 +75,15 @@ AccessDone try_translated_access(MmStruct& mm, Vaddr addr, std::byte* buf, uint6
   return AccessDone::kYes;
 }
 
+// A fault that keeps returning VM_FAULT_OOM this many times in a row ends
+// the access with -ENOMEM: the point where Linux's allocator would have
+// invoked the OOM killer, which the model does not have.
+constexpr int kOomRetries = 8;
+
 // One access within one page.
 Status access_page(MmStruct& mm, Vaddr addr, std::byte* buf, uint64_t len, uint32_t flags) {
   ReadLock guard(mm.mmap_lock);
+  int ooms = 0;
   for (int attempt = 0;; attempt++) {
     HMM_ASSERT(attempt < 1000, "CPU access at {:#x} keeps faulting", addr.v);
     Vma* vma = mm.vma_lookup(addr);
@@ -88,7 +94,10 @@ Status access_page(MmStruct& mm, Vaddr addr, std::byte* buf, uint64_t len, uint3
       case VmFault::kRetry:
         break;
       case VmFault::kOom:
-        return Err{Errno::kNoMem};
+        // pagefault_out_of_memory() only warns (since 5.16): the access
+        // is retried, and a one-shot failure (dmirror's FAIL_ALLOC) passes.
+        if (++ooms == kOomRetries) return Err{Errno::kNoMem};
+        break;
       case VmFault::kSigbus:
       case VmFault::kSigsegv:
         return Err{Errno::kFault};

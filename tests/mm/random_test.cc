@@ -17,7 +17,7 @@
 //   HMMSIM_RANDOM_MIX=thp HMMSIM_RANDOM_SEED=3 HMMSIM_RANDOM_STEPS=812
 //   HMMSIM_RANDOM_VERBOSE=1 build/tests/mm_tests --gtest_filter='RandomMm.Replay'
 // HMMSIM_LONG=1 enables RandomMm.Long: 200,000 base steps over eight seeds,
-// then 80,000 thp and 40,000 device steps.
+// then 80,000 thp and 100,000 device steps.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -122,8 +122,9 @@ TEST(RandomMm, SameSeedSameRun) {
   EXPECT_NE(a.digest(), c.digest());
 }
 
-// The long campaign: 200,000 base, 80,000 thp and 40,000 device steps,
-// opt-in with HMMSIM_LONG=1.
+// The long campaign: 200,000 base, 80,000 thp and 100,000 device steps
+// (two devices, fork, partial operations on device THPs), opt-in with
+// HMMSIM_LONG=1.
 TEST(RandomMm, Long) {
   if (env_u64("HMMSIM_LONG").value_or(0) == 0) GTEST_SKIP() << "set HMMSIM_LONG=1 to run";
   for (uint64_t seed = 1001; seed <= 1008; seed++) {
@@ -134,7 +135,7 @@ TEST(RandomMm, Long) {
     run_seed(seed, 10000, RandomMix::kThp);
     if (HasFatalFailure()) return;
   }
-  for (uint64_t seed = 3001; seed <= 3008; seed++) {
+  for (uint64_t seed = 3001; seed <= 3020; seed++) {
     run_seed(seed, 5000, RandomMix::kDevice);
     if (HasFatalFailure()) return;
   }
