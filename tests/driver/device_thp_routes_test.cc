@@ -172,5 +172,34 @@ TEST_F(DeviceThp, ReleaseAfterPartialUnmap) {
   expect_clean(world_);
 }
 
+// I11 for device memory: a device-private THP is split only once nothing
+// maps it. folio_split_unmapped() on one still mapped by its device-private
+// PMD, or by device-private PTEs after a partial munmap, aborts naming I11.
+void split_mapped_device_thp(bool partial) NO_THREAD_SAFETY_ANALYSIS {
+  World world(small_config(128));
+  DmirrorDevice dev(world, 0, 4 * kDevmemChunkSize);
+  MmStruct& mm = world.create_mm();
+  Vaddr a = do_mmap(mm, Vaddr{0}, kPmdSize, kProtRead | kProtWrite, MapFlags::kPrivate, kPmdSize)
+                .value();
+  (void)do_madvise(mm, a, kPmdSize, Advice::kHugePage);
+  write_pattern(mm, a, kHPageNr, 1);
+  DmirrorCmd cmd(a, kHPageNr);
+  (void)dev.open(mm).migrate_to_dev(cmd);
+  PmdTable* t = mm.pmd_table(a, MmStruct::Alloc::kNo);
+  Folio f = pfn_folio(world.mem(), t->slot_quiesced(a.pmd_index()).entry.pfn());
+  if (partial) (void)do_munmap(mm, a, 16 * kPageSize);
+  folio_get(f);
+  folio_lock(f);
+  (void)folio_split_unmapped(world, f);
+}
+
+TEST(DeviceThpDeathTest, SplittingAPmdMappedDeviceFolioAborts) {
+  EXPECT_DEATH(split_mapped_device_thp(false), "I11");
+}
+
+TEST(DeviceThpDeathTest, SplittingAPteMappedDeviceFolioAborts) {
+  EXPECT_DEATH(split_mapped_device_thp(true), "I11");
+}
+
 }  // namespace
 }  // namespace hmmsim
