@@ -49,6 +49,7 @@ CheckReport check_world(World& world) {
   check::check_deferred_split_queue(ctx);
   check::check_device_folios_off_lists(ctx);
   check::check_pgmap_refs(ctx);
+  check::check_mirrors_coherent_with_cpu(ctx);
   check::check_no_lock_held(ctx);
   return report;
 }

@@ -53,5 +53,6 @@ void check_deferred_split_queue(const Ctx& ctx);           // DSQ
 // device memory checks (check_device.cc)
 void check_device_folios_off_lists(const Ctx& ctx);        // I9
 void check_pgmap_refs(const Ctx& ctx);                     // I15
+void check_mirrors_coherent_with_cpu(const Ctx& ctx);      // I16
 
 }  // namespace hmmsim::check

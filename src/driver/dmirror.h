@@ -7,9 +7,11 @@
 // bytes in its own descriptor (the CPU path never reads them). Opening the
 // device for a process creates a Dmirror: a device page table (virtual page
 // number -> page, tagged read/write/atomic) for that process's mm and the
-// one-shot FAIL_ALLOC flag. The commands are the driver's ioctls:
-// MIGRATE_TO_DEV, MIGRATE_TO_SYS, RELEASE, FLAGS, and close(), which evicts
-// every chunk; migrate_to_ram() serves CPU faults on the device's pages.
+// one-shot FAIL_ALLOC flag. The commands are the driver's ioctls: READ,
+// WRITE, SNAPSHOT (through hmm_range_fault), EXCLUSIVE, CHECK_EXCLUSIVE
+// (device-exclusive entries), MIGRATE_TO_DEV, MIGRATE_TO_SYS, RELEASE,
+// FLAGS, and close(), which evicts every chunk; migrate_to_ram() serves CPU
+// faults on the device's pages.
 //
 // Thread safety: `devmem_lock_` guards the chunks and free lists; each
 // mirror's `mutex_` guards its page table. Lock order: mmap_lock, then the
@@ -20,12 +22,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
 #include "base/thread_annotations.h"
 #include "base/types.h"
+#include "mm/hmm.h"
 #include "mm/memremap.h"
 #include "mm/migrate_device.h"
 #include "mm/mmu_notifier.h"
@@ -54,6 +58,20 @@ struct DmirrorCmd {
   std::vector<std::byte> data;  // in (WRITE) / out (READ-like commands)
 };
 
+// The protection bytes of SNAPSHOT (HMM_DMIRROR_PROT_*). The types (none,
+// zero, device-private local/remote) are values; read/write and PMD are
+// bits or-ed into them.
+enum DmirrorProt : uint8_t {
+  kDmirrorProtError = 0xFF,
+  kDmirrorProtNone = 0x00,
+  kDmirrorProtRead = 0x01,
+  kDmirrorProtWrite = 0x02,
+  kDmirrorProtPmd = 0x04,
+  kDmirrorProtZero = 0x10,
+  kDmirrorProtDevPrivateLocal = 0x20,
+  kDmirrorProtDevPrivateRemote = 0x30,
+};
+
 // A device page-table entry.
 struct DptEntry {
   Pfn pfn;             // the page holding the data (device or RAM)
@@ -75,16 +93,28 @@ class Dmirror final : public MmuIntervalNotifierOps {
   // dmirror_interval_invalidate()
   bool invalidate(MmuIntervalNotifier& sub, const MmuNotifierRange& range,
                   uint64_t cur_seq) override;
+  std::vector<MirroredPage> debug_mirrored_pages() const override EXCLUDES(mutex_);
 
   DmirrorDevice& device() const { return *dev_; }
   MmStruct& mm() const { return *mm_; }
 
+  // HMM_DMIRROR_READ / WRITE: copy npages through the device page table,
+  // faulting missing pages in 32-page rounds (`faults` counts the rounds).
+  Status read(DmirrorCmd& cmd);
+  Status write(DmirrorCmd& cmd);
+  // HMM_DMIRROR_SNAPSHOT: one DmirrorProt byte per page into cmd.data.
+  Status snapshot(DmirrorCmd& cmd);
+  // HMM_DMIRROR_EXCLUSIVE / CHECK_EXCLUSIVE (device-exclusive access).
+  Status exclusive(DmirrorCmd& cmd);
+  Status check_exclusive(DmirrorCmd& cmd);
   Status migrate_to_dev(DmirrorCmd& cmd);
   Status migrate_to_sys(DmirrorCmd& cmd);
   Status set_flags(DmirrorCmd& cmd);
 
   // The device page table (tests, checker).
   std::optional<DptEntry> pt_lookup(Vaddr addr) const EXCLUDES(mutex_);
+  // Tests only: plant an entry, as a broken driver would.
+  void debug_pt_store(Vaddr addr, DptEntry entry) EXCLUDES(mutex_);
   uint64_t pt_size() const EXCLUDES(mutex_);
   void pt_erase(Vaddr addr) EXCLUDES(mutex_);
 
@@ -97,6 +127,35 @@ class Dmirror final : public MmuIntervalNotifierOps {
   // dmirror_do_read() without faulting: -ENOENT for a missing page.
   Status read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& out) EXCLUDES(mutex_);
   void alloc_and_copy_to_dev(MigrateVma& args);
+
+  // struct dmirror_bounce: the kernel-side copy of the user buffer, with
+  // the counts the command reports if it succeeds.
+  struct Bounce {
+    Vaddr addr;
+    std::vector<std::byte> buf;
+    uint64_t cpages = 0;
+    uint64_t faults = 0;
+  };
+  class SnapshotNotifier;
+  enum class Access : bool { kRead, kWrite };
+  // dmirror_do_read() / dmirror_do_write() over [start, end): -ENOENT at
+  // the first page the table lacks (or, for a write, lacks writable).
+  Status do_read(Vaddr start, Vaddr end, Bounce& bounce) REQUIRES(mutex_);
+  Status do_write(Vaddr start, Vaddr end, Bounce& bounce) REQUIRES(mutex_);
+  // The loop of dmirror_read()/dmirror_write().
+  Status copy_loop(Access access, const DmirrorCmd& cmd, Bounce& bounce) EXCLUDES(mutex_);
+  // dmirror_fault(): [start, end) in 32-page hmm ranges.
+  Status fault(Vaddr start, Vaddr end, Access access) EXCLUDES(mutex_);
+  // dmirror_range_fault(): the read_begin / hmm_range_fault / read_retry loop.
+  Status range_fault(HmmRange& range) EXCLUDES(mutex_);
+  // dmirror_do_fault(): store the pfns of a settled range.
+  Status do_fault(const HmmRange& range) REQUIRES(mutex_);
+  // dmirror_range_snapshot(): one piece of at most 32 pages.
+  Status range_snapshot(HmmRange& range, std::span<uint8_t> perm) EXCLUDES(mutex_);
+  // dmirror_mkentry()
+  uint8_t mkentry(const HmmPfn& entry) const;
+  // dmirror_atomic_map()
+  void atomic_map(Vaddr addr, Pfn pfn) EXCLUDES(mutex_);
 
   DmirrorDevice* dev_;
   MmStruct* mm_;

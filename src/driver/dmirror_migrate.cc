@@ -97,6 +97,18 @@ uint64_t Dmirror::pt_size() const {
   return pt_.size();
 }
 
+std::vector<MmuIntervalNotifierOps::MirroredPage> Dmirror::debug_mirrored_pages() const {
+  MutexLock guard(mutex_);
+  std::vector<MirroredPage> out;
+  for (const auto& [vpn, e] : pt_) out.push_back(MirroredPage{Vaddr{vpn << kPageShift}, e.pfn, e.write});
+  return out;
+}
+
+void Dmirror::debug_pt_store(Vaddr addr, DptEntry entry) {
+  MutexLock guard(mutex_);
+  pt_[addr.page_index()] = entry;
+}
+
 void Dmirror::pt_erase(Vaddr addr) {
   MutexLock guard(mutex_);
   pt_.erase(addr.page_index());

@@ -57,9 +57,38 @@ Pte copy_one_pte(World& world, Vma& src_vma, Vma& dst_vma, Pte& src) {
     case PteKind::kDevicePrivate:
       return copy_device_private_pte(world, src_vma, dst_vma, src);
     case PteKind::kDeviceExclusive:
-      HMM_BUG("fork of a device-exclusive entry before exclusive access exists");
+      HMM_BUG("device-exclusive entry left for the copy (restore_exclusive_ptes missed it)");
   }
   return Pte::none();
+}
+
+// copy_nonpresent_pte() for device-exclusive entries: the parent gets its
+// present PTE back (try_restore_exclusive_pte) and the copy then treats it
+// as present. Linux retries with -EBUSY when the folio lock is taken; the
+// model waits for it before taking the page-table locks. No invalidation:
+// copy_page_range() has started one over the Vma.
+void restore_exclusive_ptes(Vma& src_vma, PteTable& table, Vaddr addr, Vaddr end) {
+  World& world = src_vma.mm().world();
+  for (Vaddr a = addr; a < end; a = a + kPageSize) {
+    Pte pte;
+    Folio folio;
+    {
+      MutexLock guard(table.ptl);
+      pte = table.get(a.pte_index());
+      if (pte.kind() != PteKind::kDeviceExclusive) continue;
+      folio = pte_folio(world, pte);
+      folio_get(folio);
+    }
+    folio_lock(folio);
+    {
+      MutexLock guard(table.ptl);
+      if (table.get(a.pte_index()) == pte) {
+        table.set(a.pte_index(), restore_exclusive_pte(src_vma, pte));
+      }
+    }
+    folio_unlock(folio);
+    folio_put(folio);
+  }
 }
 
 // copy_pte_range(): one PTE table's worth of [addr, end).
@@ -69,6 +98,7 @@ void copy_pte_range(Vma& dst_vma, Vma& src_vma, Vaddr addr, Vaddr end) NO_THREAD
   World& world = src_vma.mm().world();
   PteTable* src_table = pte_table_lookup(src_vma.mm(), addr, MmStruct::Alloc::kNo);
   if (!src_table) return;
+  restore_exclusive_ptes(src_vma, *src_table, addr, end);
   PteTable* dst_table = pte_table_lookup(dst_vma.mm(), addr, MmStruct::Alloc::kYes);
   HMM_ASSERT(dst_table, "child PMD at {:#x} is not a table", addr.v);
   MutexLock dst_guard(dst_table->ptl);

@@ -20,6 +20,13 @@ namespace hmmsim {
 // huge leaf instead of a table.
 PteTable* pte_table_lookup(MmStruct& mm, Vaddr addr, MmStruct::Alloc alloc);
 
+// restore_exclusive_pte(): the present PTE that replaces the
+// device-exclusive entry `orig` of `vma` at `addr`: old, writable (and
+// dirty if the folio is) only where the Vma allows writes and the page is
+// still PageAnonExclusive (can_change_pte_writable). The caller holds the
+// folio lock and the PTE lock and writes the result.
+Pte restore_exclusive_pte(const Vma& vma, const Pte& orig);
+
 // vm_normal_folio(): the folio a present or folio-mapping entry points at.
 Folio pte_folio(World& world, const Pte& pte);
 

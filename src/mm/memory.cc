@@ -169,6 +169,25 @@ VmFault do_device_private_fault(VmFaultCtx& vmf, Pte pte) {
   return ret;
 }
 
+// remove_device_exclusive_entry(): a CPU access takes the page back from
+// the device: with the folio locked (waiting for it), the device drops the
+// page (an MMU_NOTIFY_CLEAR of it) and the present PTE comes back; the
+// access then retries. `folio` comes with a reference taken under the ptl.
+VmFault remove_device_exclusive_entry(VmFaultCtx& vmf, Pte orig, Folio folio) {
+  folio_lock(folio);
+  {
+    MmuNotifierInvalidation inv(mmu_notifier_range_init_owner(
+        MmuNotifyEvent::kClear, vmf.mm(), vmf.addr, vmf.addr + kPageSize, nullptr));
+    MutexLock guard(vmf.table->ptl);
+    if (vmf.table->get(vmf.idx()) == orig) {
+      vmf.table->set(vmf.idx(), restore_exclusive_pte(vmf.vma, orig));
+    }
+  }
+  folio_unlock(folio);
+  folio_put(folio);
+  return VmFault::kDone;
+}
+
 // do_huge_pmd_device_private(): the same for a device-private PMD; a
 // locked folio makes the access simply fault again.
 VmFault do_huge_pmd_device_private(Vma& vma, PmdRef pmd, Pmd orig, uint32_t flags) {
@@ -202,7 +221,9 @@ VmFault handle_pte_fault(VmFaultCtx& vmf) {
       case PteKind::kDevicePrivate:
         break;
       case PteKind::kDeviceExclusive:
-        HMM_BUG("device-exclusive entry at {:#x} before exclusive access exists", vmf.addr.v);
+        old = pte_folio(vmf.world(), pte);  // folio_try_get
+        folio_get(old);
+        break;
       case PteKind::kPresent:
       case PteKind::kZero:
         if (!vmf.write()) {
@@ -228,6 +249,8 @@ VmFault handle_pte_fault(VmFaultCtx& vmf) {
       return VmFault::kDone;
     case PteKind::kDevicePrivate:
       return do_device_private_fault(vmf, pte);
+    case PteKind::kDeviceExclusive:
+      return remove_device_exclusive_entry(vmf, pte, old);
     default: return wp_page_copy(vmf, pte, old);
   }
 }

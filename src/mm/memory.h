@@ -4,8 +4,11 @@
 // the shared zero page on a read of an empty anonymous page, allocates and
 // maps a new folio on a write, breaks copy-on-write (or reuses an exclusive
 // page) on a write to a write-protected entry, and waits for a migration to
-// finish when it meets a migration entry. The caller holds mmap_lock for
-// read and has checked the access against the Vma (access_error()).
+// finish when it meets a migration entry, asks the owning driver to
+// migrate a device-private page back, and takes a device-exclusive page
+// back from the device (remove_device_exclusive_entry). The caller holds
+// mmap_lock for read and has checked the access against the Vma
+// (access_error()).
 #pragma once
 
 #include <cstdint>

@@ -33,8 +33,10 @@ bool migrate_one_pte(PageVmaMappedWalk& pvmw, Folio folio) {
   Pte pte = pvmw.pte();
   uint64_t idx = pvmw.subpage();
   bool present = pte.kind() == PteKind::kPresent;
-  HMM_ASSERT(present || pte.kind() == PteKind::kDevicePrivate, "migrating a {} entry",
-             pte_kind_name(pte.kind()));
+  // A device-exclusive entry stands for the writable PTE it replaced.
+  bool exclusive = pte.kind() == PteKind::kDeviceExclusive;
+  HMM_ASSERT(present || exclusive || pte.kind() == PteKind::kDevicePrivate,
+             "migrating a {} entry", pte_kind_name(pte.kind()));
   bool anon_exclusive = PageAnonExclusive(folio.page(idx));
   pvmw.set_pte(Pte::none());  // ptep_clear_flush
   if (present && pte.dirty()) folio.head().set(kPgDirty);
@@ -48,7 +50,8 @@ bool migrate_one_pte(PageVmaMappedWalk& pvmw, Folio folio) {
     bits.dirty = pte.dirty();
     bits.young = pte.young();
   }
-  pvmw.set_pte(Pte::migration(pte.pfn(), migration_kind_for(pte.write(), anon_exclusive), bits));
+  bool write = exclusive || pte.write();
+  pvmw.set_pte(Pte::migration(pte.pfn(), migration_kind_for(write, anon_exclusive), bits));
   folio_remove_rmap_ptes(folio, idx, 1, pvmw.vma());
   folio_put(folio);
   return true;

@@ -189,6 +189,11 @@ size_t MmuNotifierSubscriptions::nr_deferred() const {
   return deferred_.size();
 }
 
+std::vector<MmuIntervalNotifier*> MmuNotifierSubscriptions::debug_subscriptions() const {
+  MutexLock guard(lock_);
+  return itree_;
+}
+
 // ---------------------------------------------------------------------------
 // The interval notifier API
 

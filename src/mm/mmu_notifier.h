@@ -104,6 +104,16 @@ class MmuIntervalNotifierOps {
   // which the model never asks for: it must return true.
   virtual bool invalidate(MmuIntervalNotifier& sub, const MmuNotifierRange& range,
                           uint64_t cur_seq) = 0;
+
+  // One page a secondary MMU maps (for the checker, invariant I16).
+  struct MirroredPage {
+    Vaddr addr;
+    Pfn pfn;
+    bool write = false;
+  };
+  // What the subscriber's device maps now. A subscriber without a device
+  // page table (a snapshot, a test) keeps the default: nothing.
+  virtual std::vector<MirroredPage> debug_mirrored_pages() const { return {}; }
 };
 
 // struct mmu_interval_notifier: one subscription to [start, end) of one
@@ -124,6 +134,7 @@ class MmuIntervalNotifier {
   uint64_t last() const { return last_; }
   bool overlaps(Vaddr start, Vaddr end) const { return start_.v <= end.v - 1 && start.v <= last_; }
   uint64_t invalidate_seq() const { return invalidate_seq_.load(std::memory_order_acquire); }
+  MmuIntervalNotifierOps* ops() const { return ops_; }
 
  private:
   friend class MmuNotifierSubscriptions;
@@ -177,6 +188,8 @@ class MmuNotifierSubscriptions {
   bool subscribed(const MmuIntervalNotifier& sub) const EXCLUDES(lock_);
   size_t nr_subscriptions() const EXCLUDES(lock_);
   size_t nr_deferred() const EXCLUDES(lock_);
+  // The subscriptions in the tree (checker).
+  std::vector<MmuIntervalNotifier*> debug_subscriptions() const EXCLUDES(lock_);
 
  private:
   // A change of the tree postponed until the last invalidation ends

@@ -1,4 +1,4 @@
-// Issue 6 routes of a device-private THP: what each operation does to the
+// The lifecycle routes of a device-private THP: what each operation does to the
 // PMD and the folio's counts (kernel-semantics §4-§5).
 #include <gtest/gtest.h>
 

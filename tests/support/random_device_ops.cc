@@ -10,6 +10,13 @@
 // the CPU reads afterwards (faulting them back) must both equal the oracle's
 // bytes. A successful migrate_to_dev of pages already on the device is the
 // device-side read-back.
+//
+// The mirror commands are checked the same way: READ and EXCLUSIVE return
+// the oracle's bytes, WRITE changes them (all of them, or on failure the
+// pages the device table already mapped writable), and SNAPSHOT's bytes
+// must agree with each page's protection. Their error is predicted from
+// the oracle's Vmas (hmm_range_fault's -EFAULT and -EPERM, in address
+// order, 32 pages at a time).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -17,6 +24,7 @@
 #include <memory>
 
 #include "support/random_driver.h"
+#include "support/test_world.h"
 
 namespace hmmsim::testing {
 namespace {
@@ -116,7 +124,11 @@ std::optional<MigrateCmdResult> run_migrate_cmd(RandomDriver& d, RandomProc& p,
   if (fail_alloc) set_fail_alloc(d, m, 0);
   d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
   if (cmd_invalid(p, addr, npages)) {
-    d.expect_status(name, got, Err{Errno::kInval});
+    // The windows run in order: with FAIL_ALLOC, a window before the bad
+    // page may end MIGRATE_TO_SYS with -ENOMEM first.
+    bool earlier_enomem = dir == Direction::kToSys && fail_alloc && !got.ok() &&
+                          got.error() == Errno::kNoMem && !cmd_invalid(p, addr, 1);
+    if (!earlier_enomem) d.expect_status(name, got, Err{Errno::kInval});
     return std::nullopt;
   }
   return MigrateCmdResult{&m, addr, npages, fail_alloc, std::move(cmd), got};
@@ -190,6 +202,241 @@ void op_dev_cpu(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
   random_cpu_store(d, *target, addr, bytes);
 }
 
+// --- mirror commands ---
+
+constexpr uint64_t kMirrorMaxPages = 128;  // keeps the random buffers small
+constexpr uint64_t kRangePages = 32;      // dmirror_fault()'s hmm range
+
+// What hmm_range_fault needs from the Vma at `a` for a device access.
+Status vma_allows(RandomProc& p, Vaddr a, bool write) {
+  const OracleAttrs* attrs = p.oracle.attrs_at(a);
+  if (!attrs || !(attrs->prot & kProtRead)) return Err{Errno::kFault};
+  if (write && !(attrs->prot & kProtWrite)) return Err{Errno::kPerm};
+  return Ok();
+}
+
+// What a WRITE's hmm_range_fault finds at `a`: the device's own
+// device-private page (reported as it is, never faulted; a read-only one,
+// after fork, makes dmirror_do_fault() fail with -EFAULT), a writable
+// present page, or anything else (which needs a write fault).
+enum class WriteView : uint8_t { kOwnWritable, kOwnReadonly, kWritable, kNeedsFault };
+
+WriteView write_view(DmirrorDevice& dev, MmStruct& mm, Vaddr a) {
+  PmdTable* t = mm.pmd_table(a, MmStruct::Alloc::kNo);
+  if (!t) return WriteView::kNeedsFault;
+  MutexLock guard(t->ptl);
+  const PmdSlot& slot = t->slot(a.pmd_index());
+  bool device = false;
+  bool write = false;
+  Pfn pfn;
+  if (slot.entry.is_table()) {
+    MutexLock pte_guard(slot.table->ptl);
+    Pte pte = slot.table->get(a.pte_index());
+    device = pte.kind() == PteKind::kDevicePrivate;
+    if (!device && pte.kind() != PteKind::kPresent) return WriteView::kNeedsFault;
+    write = pte.write();
+    pfn = pte.pfn();
+  } else {
+    device = slot.entry.kind() == PmdKind::kDevicePrivate;
+    if (!device && slot.entry.kind() != PmdKind::kPresent) return WriteView::kNeedsFault;
+    write = slot.entry.write();
+    pfn = slot.entry.pfn();
+  }
+  if (device && dev.owns(pfn)) return write ? WriteView::kOwnWritable : WriteView::kOwnReadonly;
+  return !device && write ? WriteView::kWritable : WriteView::kNeedsFault;
+}
+
+// What a READ or WRITE will do: the pages its first pass copies (those the
+// table maps, writable for a write), then the status of its fault round.
+struct CopyPlan {
+  uint64_t prefix = 0;
+  Status status;
+};
+
+// One 32-page hmm range of the fault round, walked as hmm_range_fault
+// does: Vma checks first; for a write, once a page needs a fault, every
+// later page of the same PMD and Vma is faulted with it (hmm_vma_fault).
+Status plan_range(Dmirror& m, RandomProc& p, Vaddr from, Vaddr to, bool write) {
+  bool own_readonly = false;
+  bool faulting = false;
+  Vaddr chunk{~uint64_t{0}};
+  for (Vaddr a = from; a < to; a = a + kPageSize) {
+    Status st = vma_allows(p, a, /*write=*/false);
+    if (!st.ok()) return st;
+    if (!write) continue;
+    Vaddr key = std::max(a.pmd_down(), vma_at(*p.mm, a)->start());
+    if (key != chunk) {
+      chunk = key;
+      faulting = false;
+    }
+    if (faulting) continue;
+    switch (write_view(m.device(), *p.mm, a)) {
+      case WriteView::kOwnReadonly: own_readonly = true; break;
+      case WriteView::kOwnWritable:
+      case WriteView::kWritable: break;
+      case WriteView::kNeedsFault:
+        HMM_TRY(vma_allows(p, a, /*write=*/true));
+        faulting = true;
+        break;
+    }
+  }
+  return own_readonly ? Status(Err{Errno::kFault}) : Ok();
+}
+
+CopyPlan plan_copy(Dmirror& m, RandomProc& p, Vaddr addr, uint64_t npages, bool write) {
+  CopyPlan plan;
+  while (plan.prefix < npages) {
+    std::optional<DptEntry> e = m.pt_lookup(addr + plan.prefix * kPageSize);
+    if (!e || (write && !e->write)) break;
+    plan.prefix++;
+  }
+  for (uint64_t s = plan.prefix; s < npages; s += kRangePages) {
+    Vaddr to = addr + std::min(npages, s + kRangePages) * kPageSize;
+    plan.status = plan_range(m, p, addr + s * kPageSize, to, write);
+    if (!plan.status.ok()) return plan;
+  }
+  return plan;
+}
+
+// The mirror command's range, at most kMirrorMaxPages pages.
+std::pair<Vaddr, uint64_t> pick_mirror_range(RandomDriver& d, RandomProc& p,
+                                             const DeviceOpsState& st) {
+  auto [addr, npages] = pick_cmd_range(d, p, st);
+  return {addr, std::min(npages, kMirrorMaxPages)};
+}
+
+bool cmd_malformed(Vaddr addr, uint64_t npages) { return !addr.page_aligned() || npages == 0; }
+
+void expect_bytes(RandomDriver& d, RandomProc& p, const char* what, Vaddr addr,
+                  const std::vector<std::byte>& got) {
+  std::vector<std::byte> want(got.size());
+  p.oracle.peek(addr, want);
+  for (uint64_t i = 0; i < want.size(); i++) {
+    if (got[i] == want[i]) continue;
+    d.fail(fmt::format("pid {} {} gives {:#04x} at {:#x}, the oracle expects {:#04x}",
+                       p.mm->pid(), what, std::to_integer<int>(got[i]), addr.v + i,
+                       std::to_integer<int>(want[i])));
+    return;
+  }
+}
+
+void op_dev_read(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  DmirrorDevice& dev = pick_device(d);
+  Dmirror& m = dev.open(*p.mm);
+  auto [addr, npages] = pick_mirror_range(d, p, st);
+  d.log(fmt::format("pid {} dev{} read({:#x}, {} pages)", p.mm->pid(), dev.id(), addr.v, npages));
+  bool malformed = cmd_malformed(addr, npages);
+  CopyPlan plan = malformed ? CopyPlan{0, Err{Errno::kInval}}
+                            : plan_copy(m, p, addr, npages, /*write=*/false);
+  DmirrorCmd cmd(addr, npages);
+  Status got = m.read(cmd);
+  d.log(fmt::format("  = {} cpages {} faults {}", random_status_str(got), cmd.cpages, cmd.faults));
+  d.expect_status("dmirror READ", got, plan.status);
+  if (!got.ok() || d.failed()) return;
+  if (cmd.cpages != npages) d.fail(fmt::format("READ cpages {} for {} pages", cmd.cpages, npages));
+  expect_bytes(d, p, "device READ", addr, cmd.data);
+}
+
+void op_dev_write(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  DmirrorDevice& dev = pick_device(d);
+  Dmirror& m = dev.open(*p.mm);
+  auto [addr, npages] = pick_mirror_range(d, p, st);
+  d.log(fmt::format("pid {} dev{} write({:#x}, {} pages)", p.mm->pid(), dev.id(), addr.v, npages));
+  bool malformed = cmd_malformed(addr, npages);
+  CopyPlan plan = malformed ? CopyPlan{0, Err{Errno::kInval}}
+                            : plan_copy(m, p, addr, npages, /*write=*/true);
+  DmirrorCmd cmd(addr, npages);
+  cmd.data.resize(npages * kPageSize);
+  random_fill(d.rng(), cmd.data);
+  std::vector<std::byte> bytes = cmd.data;
+  Status got = m.write(cmd);
+  d.log(fmt::format("  = {} cpages {} faults {}", random_status_str(got), cmd.cpages, cmd.faults));
+  d.expect_status("dmirror WRITE", got, plan.status);
+  if (d.failed() || malformed) return;
+  uint64_t written = got.ok() ? npages : plan.prefix;
+  p.oracle.write(addr, std::span(bytes).first(written * kPageSize));
+  if (got.ok() && cmd.cpages != npages) {
+    d.fail(fmt::format("WRITE cpages {} for {} pages", cmd.cpages, npages));
+    return;
+  }
+  if (d.rng().chance(50)) (void)d.expect_read_matches(p, addr, npages * kPageSize);
+}
+
+// The SNAPSHOT bytes a page may give: 0xFF where the device may not read;
+// elsewhere one of the encodings, writable only where the Vma is.
+bool snapshot_byte_allowed(RandomProc& p, Vaddr a, uint8_t b) {
+  const OracleAttrs* attrs = p.oracle.attrs_at(a);
+  if (!attrs || !(attrs->prot & kProtRead)) return b == kDmirrorProtError;
+  if (b == kDmirrorProtError || b == kDmirrorProtNone) return true;  // another device's page
+  if ((b & kDmirrorProtWrite) && !(attrs->prot & kProtWrite)) return false;
+  uint8_t type = b & 0xF0;
+  uint8_t access = b & 0x03;
+  bool known_type = type == 0 || type == kDmirrorProtZero || type == kDmirrorProtDevPrivateLocal;
+  bool zero_ok = type != kDmirrorProtZero || access == kDmirrorProtRead;
+  return known_type && zero_ok && (access == kDmirrorProtRead || access == kDmirrorProtWrite) &&
+         (b & 0x08) == 0;
+}
+
+void op_dev_snapshot(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  DmirrorDevice& dev = pick_device(d);
+  Dmirror& m = dev.open(*p.mm);
+  auto [addr, npages] = pick_mirror_range(d, p, st);
+  d.log(fmt::format("pid {} dev{} snapshot({:#x}, {} pages)", p.mm->pid(), dev.id(), addr.v,
+                    npages));
+  DmirrorCmd cmd(addr, npages);
+  Status got = m.snapshot(cmd);
+  d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
+  d.expect_status("dmirror SNAPSHOT", got,
+                  cmd_malformed(addr, npages) ? Status(Err{Errno::kInval}) : Ok());
+  if (!got.ok() || d.failed()) return;
+  if (cmd.cpages != npages || cmd.data.size() != npages) {
+    d.fail(fmt::format("SNAPSHOT cpages {} bytes {} for {} pages", cmd.cpages, cmd.data.size(),
+                       npages));
+    return;
+  }
+  for (uint64_t i = 0; i < npages; i++) {
+    uint8_t b = std::to_integer<uint8_t>(cmd.data[i]);
+    if (snapshot_byte_allowed(p, addr + i * kPageSize, b)) continue;
+    d.fail(fmt::format("pid {} SNAPSHOT byte {:#04x} at {:#x} contradicts its protection",
+                       p.mm->pid(), b, addr.v + i * kPageSize));
+    return;
+  }
+}
+
+// EXCLUSIVE needs a writable Vma for every page (GUP for write), in order;
+// a success reads back the oracle's bytes, CHECK_EXCLUSIVE then says
+// -EPERM, and once the CPU has touched every page it says 0.
+void op_dev_exclusive(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
+  DmirrorDevice& dev = pick_device(d);
+  Dmirror& m = dev.open(*p.mm);
+  auto [addr, npages] = pick_mirror_range(d, p, st);
+  d.log(fmt::format("pid {} dev{} exclusive({:#x}, {} pages)", p.mm->pid(), dev.id(), addr.v,
+                    npages));
+  Status want = cmd_malformed(addr, npages) ? Status(Err{Errno::kInval}) : Ok();
+  for (uint64_t i = 0; want.ok() && i < npages; i++) {
+    const OracleAttrs* attrs = p.oracle.attrs_at(addr + i * kPageSize);
+    if (!attrs || !(attrs->prot & kProtWrite)) want = Err{Errno::kFault};
+  }
+  DmirrorCmd cmd(addr, npages);
+  Status got = m.exclusive(cmd);
+  d.log(fmt::format("  = {} cpages {}", random_status_str(got), cmd.cpages));
+  d.expect_status("dmirror EXCLUSIVE", got, want);
+  if (!got.ok() || d.failed()) return;
+  expect_bytes(d, p, "device EXCLUSIVE read-back", addr, cmd.data);
+  if (d.failed() || !d.rng().chance(50)) return;
+  DmirrorCmd check(addr, npages);
+  d.expect_status("CHECK_EXCLUSIVE while exclusive", m.check_exclusive(check),
+                  Err{Errno::kPerm});
+  if (d.failed()) return;
+  bool readable = true;
+  for (uint64_t i = 0; i < npages; i++) {
+    readable = readable && (p.oracle.attrs_at(addr + i * kPageSize)->prot & kProtRead);
+  }
+  if (!readable) return;
+  (void)d.expect_read_matches(p, addr, npages * kPageSize);
+  d.expect_status("CHECK_EXCLUSIVE after CPU access", m.check_exclusive(check), Ok());
+}
+
 void op_release(RandomDriver& d, RandomProc& /*p*/) {
   DmirrorDevice& dev = pick_device(d);
   d.log(fmt::format("dev{} release", dev.id()));
@@ -217,6 +464,13 @@ void add_device_ops(RandomDriver& driver) {
   driver.add_op("migrate_to_sys", 6,
                 [st](RandomDriver& d, RandomProc& p) { op_to_sys(d, p, *st); });
   driver.add_op("dev_cpu", 8, [st](RandomDriver& d, RandomProc& p) { op_dev_cpu(d, p, *st); });
+  driver.add_op("dev_read", 4, [st](RandomDriver& d, RandomProc& p) { op_dev_read(d, p, *st); });
+  driver.add_op("dev_write", 4,
+                [st](RandomDriver& d, RandomProc& p) { op_dev_write(d, p, *st); });
+  driver.add_op("dev_snapshot", 2,
+                [st](RandomDriver& d, RandomProc& p) { op_dev_snapshot(d, p, *st); });
+  driver.add_op("dev_exclusive", 3,
+                [st](RandomDriver& d, RandomProc& p) { op_dev_exclusive(d, p, *st); });
   driver.add_op("dev_release", 1, op_release);
   driver.add_op("dev_close", 1, op_close);
 }
