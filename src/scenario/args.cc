@@ -131,7 +131,8 @@ std::optional<uint64_t> take_size(ParseCtx& ctx, LineCursor& cur, std::string_vi
   return eval_size(ctx, *t, 0, t->text, what, where);
 }
 
-std::optional<uint64_t> memory_size(ParseCtx& ctx, const Token& t, const KeyValue& kv) {
+std::optional<uint64_t> memory_size(ParseCtx& ctx, const Token& t, const KeyValue& kv, uint64_t min,
+                                    uint64_t max) {
   const std::string where = fmt::format("for '{}='", kv.key);
   std::optional<uint64_t> size = eval_size(ctx, t, kv.value_offset, kv.value, "a size", where);
   if (!size) return std::nullopt;
@@ -139,6 +140,11 @@ std::optional<uint64_t> memory_size(ParseCtx& ctx, const Token& t, const KeyValu
     return ctx.fail(
         shifted(t.loc, kv.value_offset),
         fmt::format("{}={} must be a positive multiple of the page size (4K)", kv.key, kv.value));
+  }
+  if (*size < min || *size > max) {
+    return ctx.fail(shifted(t.loc, kv.value_offset),
+                    fmt::format("{}={} is outside what the model supports ({} to {})", kv.key,
+                                kv.value, human_size(min), human_size(max)));
   }
   return size;
 }

@@ -63,7 +63,7 @@ std::optional<StepKind> parse_device(ParseCtx& ctx, LineCursor& cur) {
       return ctx.fail(t.loc,
                       fmt::format("unexpected {} {} (options: mem=SIZE)", quote(t.text), where));
     }
-    std::optional<uint64_t> mem = memory_size(ctx, t, *kv);
+    std::optional<uint64_t> mem = memory_size(ctx, t, *kv, kMinDeviceMem, kMaxDeviceMem);
     if (!mem) return std::nullopt;
     step.mem = *mem;
   }

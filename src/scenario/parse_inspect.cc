@@ -82,7 +82,7 @@ bool config_key(ParseCtx& ctx, const Token& t, const KeyValue& kv, Config& confi
   const std::string for_key = fmt::format("for '{}='", kv.key);
   const SourceLoc loc = shifted(t.loc, kv.value_offset);
   if (kv.key == "sysmem") {
-    std::optional<uint64_t> v = memory_size(ctx, t, kv);
+    std::optional<uint64_t> v = memory_size(ctx, t, kv, kMinSysmem, kMaxSysmem);
     if (v) config.sysmem = *v;
   } else if (kv.key == "thp") {
     std::optional<ThpMode> v = eval_keyword<ThpMode>(

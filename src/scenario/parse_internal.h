@@ -101,8 +101,16 @@ std::optional<uint64_t> eval_size(ParseCtx& ctx, const Token& tok, size_t offset
                                   std::string_view text, std::string_view what,
                                   std::string_view where);
 std::optional<uint64_t> take_size(ParseCtx& ctx, LineCursor& cur, std::string_view what);
-// The value of `mem=` or `sysmem=`: positive, whole pages.
-std::optional<uint64_t> memory_size(ParseCtx& ctx, const Token& t, const KeyValue& kv);
+// The value of `mem=` or `sysmem=`: positive, whole pages, within what the
+// model can build ([min, max]).
+std::optional<uint64_t> memory_size(ParseCtx& ctx, const Token& t, const KeyValue& kv, uint64_t min,
+                                    uint64_t max);
+// The bounds of `config sysmem=` (the buddy allocator needs two PMD blocks;
+// page descriptors cost memory) and of `device ... mem=` (whole 256 MiB chunks).
+inline constexpr uint64_t kMinSysmem = uint64_t{4} << 20;
+inline constexpr uint64_t kMaxSysmem = uint64_t{16} << 30;
+inline constexpr uint64_t kMinDeviceMem = uint64_t{256} << 20;
+inline constexpr uint64_t kMaxDeviceMem = uint64_t{64} << 30;
 
 // Region specs, checked against the region sizes in ctx.names.
 std::optional<RegionSpec> eval_spec(ParseCtx& ctx, const Token& tok, size_t offset,
