@@ -64,12 +64,6 @@ inline PmdTable& pmd_table_at(MmStruct& mm, Vaddr addr) {
   return *pmdt;
 }
 
-inline Pmd pmd_at(MmStruct& mm, Vaddr addr) {
-  PmdTable& pmdt = pmd_table_at(mm, addr);
-  MutexLock guard(pmdt.ptl);
-  return pmdt.slot(addr.pmd_index()).entry;
-}
-
 // Replaces the PMD entry at `addr` under the PMD lock (leaving its table and
 // deposit alone) and returns the old entry.
 inline Pmd set_pmd(MmStruct& mm, Vaddr addr, Pmd pmd) {

@@ -51,13 +51,6 @@ class Dmirror0 : public ::testing::Test {
     }
   }
 
-  Pmd pmd_at(MmStruct& mm, Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
-    PmdTable* t = mm.pmd_table(addr, MmStruct::Alloc::kNo);
-    if (!t) return Pmd::none();
-    MutexLock guard(t->ptl);
-    return t->slot(addr.pmd_index()).entry;
-  }
-
   Status to_dev(Dmirror& m, Vaddr a, uint64_t npages, DmirrorCmd* out = nullptr) {
     DmirrorCmd cmd(a, npages);
     Status st = m.migrate_to_dev(cmd);

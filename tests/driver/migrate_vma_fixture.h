@@ -218,12 +218,7 @@ class MigrateVmaFixture : public ::testing::Test {
     return a;
   }
 
-  Pmd pmd_at(Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
-    PmdTable* t = mm_.pmd_table(addr, MmStruct::Alloc::kNo);
-    if (!t) return Pmd::none();
-    MutexLock guard(t->ptl);
-    return t->slot(addr.pmd_index()).entry;
-  }
+  Pmd pmd_at(Vaddr addr) { return testing::pmd_at(mm_, addr); }
   Folio pmd_folio(Vaddr addr) { return pfn_folio(world_.mem(), pmd_at(addr).pfn()); }
   Folio folio_of(Pfn pfn) { return pfn_folio(world_.mem(), pfn); }
   Page& frame(Pfn pfn) { return world_.mem().page(pfn); }

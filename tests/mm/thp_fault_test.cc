@@ -32,13 +32,6 @@ class Thp : public ::testing::Test {
     return *a;
   }
 
-  Pmd pmd_at(MmStruct& mm, Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
-    PmdTable* t = mm.pmd_table(addr, MmStruct::Alloc::kNo);
-    if (!t) return Pmd::none();
-    MutexLock guard(t->ptl);
-    return t->slot(addr.pmd_index()).entry;
-  }
-
   Folio thp_at(MmStruct& mm, Vaddr addr) {
     Pmd pmd = pmd_at(mm, addr);
     if (pmd.has_pfn()) return pfn_folio(world_.mem(), pmd.pfn());

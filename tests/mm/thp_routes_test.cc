@@ -25,13 +25,6 @@ class ThpRoutes : public ::testing::Test {
     return *a;
   }
 
-  Pmd pmd_at(MmStruct& mm, Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
-    PmdTable* t = mm.pmd_table(addr, MmStruct::Alloc::kNo);
-    if (!t) return Pmd::none();
-    MutexLock guard(t->ptl);
-    return t->slot(addr.pmd_index()).entry;
-  }
-
   void expect_data(MmStruct& mm, Vaddr base, uint64_t first, uint64_t n, Vaddr at) {
     for (uint64_t i = 0; i < n; i++)
       EXPECT_EQ(must_read(mm, at + i * kPageSize), uint32_t(first + i + 1)) << "page " << i;

@@ -18,6 +18,13 @@ Pte pte_at(MmStruct& mm, Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
   return table->get(addr.pte_index());
 }
 
+Pmd pmd_at(MmStruct& mm, Vaddr addr) NO_THREAD_SAFETY_ANALYSIS {
+  PmdTable* table = mm.pmd_table(addr, MmStruct::Alloc::kNo);
+  if (!table) return Pmd::none();
+  MutexLock guard(table->ptl);
+  return table->slot(addr.pmd_index()).entry;
+}
+
 Folio folio_at(MmStruct& mm, Vaddr addr) {
   Pte pte = pte_at(mm, addr);
   if (!pte.has_pfn()) return Folio();

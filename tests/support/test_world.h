@@ -22,6 +22,8 @@ Config small_config(uint64_t mib = 64, uint64_t seed = 1);
 Folio folio_at(MmStruct& mm, Vaddr addr);
 // The PTE at `addr`, or none when no table exists.
 Pte pte_at(MmStruct& mm, Vaddr addr);
+// The PMD entry at `addr`, or none when no PMD table exists.
+Pmd pmd_at(MmStruct& mm, Vaddr addr);
 
 // Writes/reads one 32-bit word and asserts success (gtest failure otherwise).
 void must_write(MmStruct& mm, Vaddr addr, uint32_t v);
