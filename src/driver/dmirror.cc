@@ -13,6 +13,13 @@
 
 namespace hmmsim {
 
+Status DmirrorCmd::validate() const {
+  if (!addr.page_aligned()) return Err{Errno::kInval};
+  if (npages == 0 || npages > (kUserMax >> kPageShift) || addr.v > kUserMax - (npages << kPageShift))
+    return Err{Errno::kInval};
+  return Ok();
+}
+
 DmirrorDevice::DmirrorDevice(World& world, int id, uint64_t mem_bytes)
     : world_(&world), id_(id), max_chunks_(mem_bytes / kDevmemChunkSize),
       devmem_lock_(world.sched()) {

@@ -51,6 +51,11 @@ struct DmirrorCmd {
   DmirrorCmd() = default;
   DmirrorCmd(Vaddr a, uint64_t n) : addr(a), npages(n) {}
 
+  // The ioctl front end's checks, common to every command (§1.4 of the
+  // catalogue): a page-aligned address and 1..N pages inside user space,
+  // else -EINVAL.
+  Status validate() const;
+
   Vaddr addr;
   uint64_t npages = 0;
   uint64_t cpages = 0;  // out

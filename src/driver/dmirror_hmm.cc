@@ -29,15 +29,6 @@ constexpr uint64_t kRangePages = 32;
 // has no clock, and an honest run settles in a few.
 constexpr int kRangeAttempts = 1000;
 
-// The ioctl front end's checks (§1.4 of the catalogue).
-Status check_cmd(const DmirrorCmd& cmd) {
-  if (!cmd.addr.page_aligned()) return Err{Errno::kInval};
-  if (cmd.npages == 0 || cmd.npages > (kUserMax >> kPageShift) ||
-      cmd.addr.v > kUserMax - (cmd.npages << kPageShift))
-    return Err{Errno::kInval};
-  return Ok();
-}
-
 Vaddr cmd_end(const DmirrorCmd& cmd) { return cmd.addr + cmd.npages * kPageSize; }
 
 }  // namespace
@@ -153,7 +144,7 @@ Status Dmirror::copy_loop(Access access, const DmirrorCmd& cmd, Bounce& bounce) 
 }
 
 Status Dmirror::read(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   Bounce bounce{cmd.addr, std::vector<std::byte>(cmd.npages * kPageSize)};
   HMM_TRY(copy_loop(Access::kRead, cmd, bounce));
   cmd.data = std::move(bounce.buf);
@@ -163,7 +154,7 @@ Status Dmirror::read(DmirrorCmd& cmd) {
 }
 
 Status Dmirror::write(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   if (cmd.data.size() != cmd.npages * kPageSize) return Err{Errno::kFault};  // copy_from_user
   Bounce bounce{cmd.addr, cmd.data};
   HMM_TRY(copy_loop(Access::kWrite, cmd, bounce));
@@ -217,7 +208,7 @@ Status Dmirror::range_snapshot(HmmRange& range, std::span<uint8_t> perm) {
 }
 
 Status Dmirror::snapshot(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
   std::vector<std::byte> out(cmd.npages);
   std::array<HmmPfn, kRangePages> pfns;
@@ -248,7 +239,7 @@ void Dmirror::atomic_map(Vaddr addr, Pfn pfn) {
 }
 
 Status Dmirror::exclusive(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
   Vaddr end = cmd_end(cmd);
   World& world = dev_->world();
@@ -276,7 +267,7 @@ Status Dmirror::exclusive(DmirrorCmd& cmd) {
 }
 
 Status Dmirror::check_exclusive(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   MutexLock guard(mutex_);
   auto first = pt_.lower_bound(cmd.addr.page_index());
   auto last = pt_.lower_bound(cmd_end(cmd).page_index());

@@ -11,15 +11,6 @@
 namespace hmmsim {
 namespace {
 
-// The ioctl front end's checks (§1.4 of the catalogue).
-Status check_cmd(const DmirrorCmd& cmd) {
-  if (!cmd.addr.page_aligned()) return Err{Errno::kInval};
-  if (cmd.npages == 0 || cmd.npages > (kUserMax >> kPageShift) ||
-      cmd.addr.v > kUserMax - (cmd.npages << kPageShift))
-    return Err{Errno::kInval};
-  return Ok();
-}
-
 // One source page into a fresh device page (or zeros for a hole).
 void copy_to_device(World& world, Folio dst, uint64_t dst_idx, const MigratePfn& src,
                     uint64_t src_idx) {
@@ -80,7 +71,7 @@ bool Dmirror::take_fail_alloc() {
 }
 
 Status Dmirror::set_flags(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   flags_.store(cmd.npages);
   return Ok();
 }
@@ -170,7 +161,7 @@ Status Dmirror::read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& 
 }
 
 Status Dmirror::migrate_to_dev(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
   Vaddr end = cmd.addr + cmd.npages * kPageSize;
   World& world = dev_->world();
@@ -188,7 +179,7 @@ Status Dmirror::migrate_to_dev(DmirrorCmd& cmd) {
 }
 
 Status Dmirror::migrate_to_sys(DmirrorCmd& cmd) {
-  HMM_TRY(check_cmd(cmd));
+  HMM_TRY(cmd.validate());
   if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
   Vaddr end = cmd.addr + cmd.npages * kPageSize;
   World& world = dev_->world();
