@@ -152,7 +152,7 @@ std::string page_dump(const Page& page) {
   return fmt::format(
       "page pfn={:#x} refcount={} _mapcount={} flags={} order={} head_offset={} data={}\n",
       page.pfn, page.refcount.load(), page.mapcount.load(), flag_names(page), page.order,
-      page.head_offset, page.data ? "yes" : "no");
+      page.head_offset, page.has_data() ? "yes" : "no");
 }
 
 }  // namespace hmmsim::check

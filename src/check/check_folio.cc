@@ -219,7 +219,7 @@ const Page* first_dirty_free_frame(const MemRange& range, uint64_t idx, uint64_t
   for (uint64_t i = 0; i < nr; i++) {
     const Page& p = range.page(range.base() + idx + i);
     uint32_t allowed = i == 0 ? static_cast<uint32_t>(kPgBuddy) : 0;
-    bool clean = p.refcount.load() == 0 && p.mapcount.load() == -1 && !p.data &&
+    bool clean = p.refcount.load() == 0 && p.mapcount.load() == -1 && !p.has_data() &&
                  p.mapping == nullptr && p.flags.load() == allowed;
     if (!clean) return &p;
   }

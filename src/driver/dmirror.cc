@@ -46,7 +46,7 @@ Status DmirrorDevice::add_chunk(bool large) {
   } else {
     for (uint64_t off = 0; off < nr; off++) free_pages_.push_back(base + off);
   }
-  chunks_.push_back(Chunk{std::move(pgmap), false});
+  chunks_.push_back(Chunk{std::move(pgmap), std::vector<Dmirror*>(nr, nullptr), false});
   return Ok();
 }
 
@@ -69,8 +69,8 @@ uint64_t DmirrorDevice::nr_chunks() const {
 
 Dmirror* DmirrorDevice::page_mirror(Pfn pfn) const {
   MutexLock guard(devmem_lock_);
-  auto it = page_mirror_.find(pfn.v);
-  return it == page_mirror_.end() ? nullptr : it->second;
+  Chunk* chunk = chunk_of(pfn);
+  return chunk ? chunk->mirror[pfn - chunk->pgmap->range().base()] : nullptr;
 }
 
 std::optional<Folio> DmirrorDevice::devmem_alloc(Order order, Dmirror* mirror) {
@@ -81,7 +81,8 @@ std::optional<Folio> DmirrorDevice::devmem_alloc(Order order, Dmirror* mirror) {
   list.pop_back();
   Chunk* chunk = chunk_of(pfn);
   Folio folio = chunk->pgmap->zone_device_folio_init(pfn, order);
-  for (uint64_t i = 0; i < order.nr_pages(); i++) page_mirror_[(pfn + i).v] = mirror;
+  uint64_t idx = pfn - chunk->pgmap->range().base();
+  std::fill_n(chunk->mirror.begin() + static_cast<std::ptrdiff_t>(idx), order.nr_pages(), mirror);
   calloc_ += order.nr_pages();
   return folio;
 }
@@ -89,10 +90,11 @@ std::optional<Folio> DmirrorDevice::devmem_alloc(Order order, Dmirror* mirror) {
 void DmirrorDevice::folio_free(Folio folio) {
   MutexLock guard(devmem_lock_);
   uint64_t nr = folio.nr_pages();
-  for (uint64_t i = 0; i < nr; i++) page_mirror_.erase((folio.pfn() + i).v);
   cfree_ += nr;
   Chunk* chunk = chunk_of(folio.pfn());
   HMM_ASSERT(chunk, "device folio {:#x} outside this device", folio.pfn().v);
+  uint64_t idx = folio.pfn() - chunk->pgmap->range().base();
+  std::fill_n(chunk->mirror.begin() + static_cast<std::ptrdiff_t>(idx), nr, nullptr);
   if (chunk->removing) return;
   (nr > 1 ? free_folios_ : free_pages_).push_back(folio.pfn());
 }
@@ -167,7 +169,7 @@ void DmirrorDevice::evict_chunk(DevPagemap& pgmap) {
     HMM_ASSERT(dpage, "out of RAM while evicting device memory (order {})", spage.order().v);
     bool locked = folio_trylock(*dpage);
     HMM_ASSERT(locked, "a new folio is locked by somebody");
-    for (uint64_t j = 0; j < spage.nr_pages(); j++) page_copy(dpage->page(j), spage.page(j));
+    folio_copy(*dpage, spage);
     dst[i] = MigratePfn::page(dpage->pfn(), spage.is_large());
   }
   migrate_device_pages(*world_, src, dst);

@@ -19,16 +19,15 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
 #include "base/thread_annotations.h"
 #include "base/types.h"
+#include "driver/device_table.h"
 #include "mm/hmm.h"
 #include "mm/memremap.h"
 #include "mm/migrate_device.h"
@@ -75,13 +74,6 @@ enum DmirrorProt : uint8_t {
   kDmirrorProtZero = 0x10,
   kDmirrorProtDevPrivateLocal = 0x20,
   kDmirrorProtDevPrivateRemote = 0x30,
-};
-
-// A device page-table entry.
-struct DptEntry {
-  Pfn pfn;             // the page holding the data (device or RAM)
-  bool write = false;  // DPT_XA_TAG_WRITE
-  bool atomic = false; // DPT_XA_TAG_ATOMIC
 };
 
 // One open of the device by a process. Its interval notifier covers the
@@ -166,7 +158,7 @@ class Dmirror final : public MmuIntervalNotifierOps {
   MmStruct* mm_;
   MmuIntervalNotifier notifier_;
   mutable Mutex mutex_;
-  std::map<uint64_t, DptEntry> pt_ GUARDED_BY(mutex_);
+  DeviceTable pt_ GUARDED_BY(mutex_);
   std::atomic<uint64_t> flags_{0};
 };
 
@@ -208,6 +200,7 @@ class DmirrorDevice final : public DevPagemapOps {
  private:
   struct Chunk {
     std::unique_ptr<DevPagemap> pgmap;
+    std::vector<Dmirror*> mirror;  // per page: who allocated it (zone_device_data)
     bool removing = false;
   };
 
@@ -223,7 +216,6 @@ class DmirrorDevice final : public DevPagemapOps {
   std::vector<Chunk> chunks_ GUARDED_BY(devmem_lock_);
   std::vector<Pfn> free_pages_ GUARDED_BY(devmem_lock_);
   std::vector<Pfn> free_folios_ GUARDED_BY(devmem_lock_);
-  std::unordered_map<uint64_t, Dmirror*> page_mirror_ GUARDED_BY(devmem_lock_);
   std::atomic<uint64_t> calloc_{0};
   std::atomic<uint64_t> cfree_{0};
   std::vector<std::unique_ptr<Dmirror>> mirrors_;

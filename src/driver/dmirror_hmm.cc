@@ -56,7 +56,7 @@ Status Dmirror::do_fault(const HmmRange& range) {
     // Everything was asked to be faulted in: an invalid entry is a model bug.
     HMM_ASSERT(p.valid() && !p.error(), "hmm_range_fault left {:#x} unfaulted", a.v);
     if (!p.write() && (range.default_flags & kHmmPfnReqWrite)) return Err{Errno::kFault};
-    pt_[a.page_index()] = DptEntry{p.pfn, p.write(), false};
+    pt_.store(a.page_index(), DptEntry{p.pfn, p.write(), false});
     a = a + kPageSize;
   }
   return Ok();
@@ -106,9 +106,9 @@ Status Dmirror::fault(Vaddr start, Vaddr end, Access access) {
 Status Dmirror::do_read(Vaddr start, Vaddr end, Bounce& bounce) {
   World& world = dev_->world();
   for (Vaddr a = start; a < end; a = a + kPageSize) {
-    auto it = pt_.find(a.page_index());
-    if (it == pt_.end()) return Err{Errno::kNoEnt};
-    page_read(world.mem().page(it->second.pfn), 0, bounce.buf.data() + (a - bounce.addr),
+    const DptEntry* e = pt_.find(a.page_index());
+    if (!e) return Err{Errno::kNoEnt};
+    page_read(world.mem().page(e->pfn), 0, bounce.buf.data() + (a - bounce.addr),
               kPageSize);
     bounce.cpages++;
   }
@@ -118,9 +118,9 @@ Status Dmirror::do_read(Vaddr start, Vaddr end, Bounce& bounce) {
 Status Dmirror::do_write(Vaddr start, Vaddr end, Bounce& bounce) {
   World& world = dev_->world();
   for (Vaddr a = start; a < end; a = a + kPageSize) {
-    auto it = pt_.find(a.page_index());
-    if (it == pt_.end() || !it->second.write) return Err{Errno::kNoEnt};
-    page_write(world.mem().page(it->second.pfn), 0, bounce.buf.data() + (a - bounce.addr),
+    const DptEntry* e = pt_.find(a.page_index());
+    if (!e || !e->write) return Err{Errno::kNoEnt};
+    page_write(world.mem().page(e->pfn), 0, bounce.buf.data() + (a - bounce.addr),
                kPageSize);
     bounce.cpages++;
   }
@@ -235,7 +235,7 @@ Status Dmirror::snapshot(DmirrorCmd& cmd) {
 
 void Dmirror::atomic_map(Vaddr addr, Pfn pfn) {
   MutexLock guard(mutex_);
-  pt_[addr.page_index()] = DptEntry{pfn, false, true};
+  pt_.store(addr.page_index(), DptEntry{pfn, false, true});
 }
 
 Status Dmirror::exclusive(DmirrorCmd& cmd) {
@@ -269,12 +269,9 @@ Status Dmirror::exclusive(DmirrorCmd& cmd) {
 Status Dmirror::check_exclusive(DmirrorCmd& cmd) {
   HMM_TRY(cmd.validate());
   MutexLock guard(mutex_);
-  auto first = pt_.lower_bound(cmd.addr.page_index());
-  auto last = pt_.lower_bound(cmd_end(cmd).page_index());
-  for (auto it = first; it != last; ++it) {
-    if (it->second.atomic) return Err{Errno::kPerm};
-  }
-  return Ok();
+  bool none_atomic = pt_.for_each(cmd.addr.page_index(), cmd_end(cmd).page_index(),
+                                  [](uint64_t, const DptEntry& e) { return !e.atomic; });
+  return none_atomic ? Ok() : Status(Err{Errno::kPerm});
 }
 
 }  // namespace hmmsim

@@ -62,7 +62,7 @@ bool Dmirror::invalidate(MmuIntervalNotifier& sub, const MmuNotifierRange& range
   // dmirror_do_update(): erase [start, end] in pages, the end included.
   uint64_t first = range.start.page_index();
   uint64_t last = range.end.v >> kPageShift;
-  pt_.erase(pt_.lower_bound(first), pt_.upper_bound(last));
+  pt_.erase_range(first, last);
   return true;
 }
 
@@ -78,9 +78,9 @@ Status Dmirror::set_flags(DmirrorCmd& cmd) {
 
 std::optional<DptEntry> Dmirror::pt_lookup(Vaddr addr) const {
   MutexLock guard(mutex_);
-  auto it = pt_.find(addr.page_index());
-  if (it == pt_.end()) return std::nullopt;
-  return it->second;
+  const DptEntry* e = pt_.find(addr.page_index());
+  if (!e) return std::nullopt;
+  return *e;
 }
 
 uint64_t Dmirror::pt_size() const {
@@ -91,13 +91,16 @@ uint64_t Dmirror::pt_size() const {
 std::vector<MmuIntervalNotifierOps::MirroredPage> Dmirror::debug_mirrored_pages() const {
   MutexLock guard(mutex_);
   std::vector<MirroredPage> out;
-  for (const auto& [vpn, e] : pt_) out.push_back(MirroredPage{Vaddr{vpn << kPageShift}, e.pfn, e.write});
+  pt_.for_each(0, UINT64_MAX, [&](uint64_t vpn, const DptEntry& e) {
+    out.push_back(MirroredPage{Vaddr{vpn << kPageShift}, e.pfn, e.write});
+    return true;
+  });
   return out;
 }
 
 void Dmirror::debug_pt_store(Vaddr addr, DptEntry entry) {
   MutexLock guard(mutex_);
-  pt_[addr.page_index()] = entry;
+  pt_.store(addr.page_index(), entry);
 }
 
 void Dmirror::pt_erase(Vaddr addr) {
@@ -129,7 +132,11 @@ void Dmirror::alloc_and_copy_to_dev(MigrateVma& args) {
       i += kHPageNr - 1;
       continue;
     }
-    for (uint64_t j = 0; j < dpage->nr_pages(); j++) copy_to_device(world, *dpage, j, src, j);
+    if (src.valid && large) {
+      folio_copy(*dpage, pfn_folio(world.mem(), src.pfn));
+    } else {
+      for (uint64_t j = 0; j < dpage->nr_pages(); j++) copy_to_device(world, *dpage, j, src, j);
+    }
     args.dst[i] = MigratePfn::page(dpage->pfn(), large);
     args.dst[i].write = src.write;
   }
@@ -144,18 +151,23 @@ void Dmirror::finalize_and_map(const MigrateVma& args) {
     if (!src.migrate || !dst.valid) continue;
     uint64_t nr = dst.compound ? kHPageNr : 1;
     uint64_t vpn = args.start.page_index() + i;
-    for (uint64_t j = 0; j < nr; j++) pt_[vpn + j] = DptEntry{dst.pfn + j, dst.write, false};
+    for (uint64_t j = 0; j < nr; j++) pt_.store(vpn + j, DptEntry{dst.pfn + j, dst.write, false});
   }
 }
 
 Status Dmirror::read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& out) {
   World& world = dev_->world();
-  out.assign(npages * kPageSize, std::byte{0});
+  // The caller's buffer is reused when it is already the right size (as a
+  // process passes the same buffer to every ioctl); every byte is written.
+  out.resize(npages * kPageSize);
   MutexLock guard(mutex_);
   for (uint64_t i = 0; i < npages; i++) {
-    auto it = pt_.find(start.page_index() + i);
-    if (it == pt_.end()) return Err{Errno::kNoEnt};
-    page_read(world.mem().page(it->second.pfn), 0, out.data() + i * kPageSize, kPageSize);
+    const DptEntry* e = pt_.find(start.page_index() + i);
+    if (!e) {
+      std::fill(out.begin() + static_cast<std::ptrdiff_t>(i * kPageSize), out.end(), std::byte{0});
+      return Err{Errno::kNoEnt};
+    }
+    page_read(world.mem().page(e->pfn), 0, out.data() + i * kPageSize, kPageSize);
   }
   return Ok();
 }
@@ -257,10 +269,8 @@ VmFault dmirror_fault_alloc_and_copy(MigrateVma& args, Dmirror& mirror) {
     }
     bool locked = folio_trylock(*dpage);
     HMM_ASSERT(locked, "a new folio is locked by somebody");
-    for (uint64_t j = 0; j < nr; j++) {
-      page_copy(dpage->page(j), spage.page(j));
-      mirror.pt_erase(args.start + (i + j) * kPageSize);
-    }
+    folio_copy(*dpage, spage);
+    for (uint64_t j = 0; j < nr; j++) mirror.pt_erase(args.start + (i + j) * kPageSize);
     args.dst[i] = MigratePfn::page(dpage->pfn(), order.v > 0);
     args.dst[i].write = src.write;
   }

@@ -1,5 +1,7 @@
 #include "mm/folio.h"
 
+#include <cstring>
+
 #include "base/assert.h"
 #include "mm/deferred_split.h"
 
@@ -31,7 +33,6 @@ Folio folio_prep_new(MemRange& range, Pfn pfn, Order order) {
     p.order = 0;
     p.mapping = nullptr;
     p.index = 0;
-    p.data.reset();
     if (i > 0) p.set(kPgTail);
   }
   head->order = static_cast<uint8_t>(order.v);
@@ -97,16 +98,19 @@ void free_folio(Folio folio) {
   // __folio_put(): a large folio leaves the deferred split queue.
   if (DeferredSplitQueue* queue = folio.range().deferred_split(); queue && folio.is_large())
     queue->remove(folio);
+  bool had_data = false;
   for (uint64_t i = 0; i < folio.nr_pages(); i++) {
     Page& p = folio.page(i);
     HMM_ASSERT(p.mapcount.load() == -1, "freeing page {:#x} with mapcount", p.pfn);
-    p.flags.store(0);
+    had_data |= p.has_data();
+    p.flags.store(0);  // kPgHasData too: the frame's bytes are gone
     p.head_offset = 0;
     p.mapping = nullptr;
     p.index = 0;
-    p.data.reset();
     if (i > 0) p.list_prev = p.list_next = 0;
   }
+  if (had_data && folio.nr_pages() >= kHPageNr)
+    folio.range().release_bytes(folio.pfn(), folio.nr_pages());
   Page& head = folio.head();
   head.large_mapcount.store(-1);
   head.entire_mapcount.store(-1);
@@ -127,6 +131,20 @@ void folio_put_refs(Folio folio, int32_t nr) {
 }
 
 void folio_put(Folio folio) { folio_put_refs(folio, 1); }
+
+void folio_copy(Folio dst, Folio src) {
+  HMM_ASSERT(dst.nr_pages() == src.nr_pages(), "folio_copy from order {} to order {}",
+             src.order().v, dst.order().v);
+  uint64_t nr = src.nr_pages();
+  bool all = true;
+  for (uint64_t i = 0; i < nr && all; i++) all = src.page(i).has_data();
+  if (!all || nr == 1) {
+    for (uint64_t i = 0; i < nr; i++) page_copy(dst.page(i), src.page(i));
+    return;
+  }
+  std::memcpy(dst.head().bytes, src.head().bytes, nr * kPageSize);
+  for (uint64_t i = 0; i < nr; i++) dst.page(i).set(kPgHasData);
+}
 
 bool folio_ref_freeze(Folio folio, int32_t count) {
   folio.range().sched().yield(YieldKind::kAtomic);

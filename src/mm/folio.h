@@ -70,6 +70,12 @@ std::optional<Folio> folio_alloc(PhysMem& mem, Order order);
 // refcount 1 (prep_new_page + prep_compound_page).
 Folio folio_prep_new(MemRange& range, Pfn pfn, Order order);
 
+// folio_copy: the bytes of every page of `src` into the page of the same
+// index of `dst` (same order). A folio's frames are consecutive in their
+// range's FrameBytes, so a folio whose pages all hold data moves with one
+// memcpy.
+void folio_copy(Folio dst, Folio src);
+
 // --- refcount ---
 int32_t folio_ref_count(Folio folio);
 void folio_get(Folio folio);

@@ -127,8 +127,8 @@ bool remove_migration_pte(Folio src, Folio dst, Vma& vma, Vaddr addr, uint32_t f
 Status move_to_new_folio(Folio dst, Folio src) {
   // Only the isolation reference may remain.
   if (folio_ref_count(src) != folio_expected_ref_count(src) + 1) return Err{Errno::kAgain};
+  folio_copy(dst, src);
   for (uint64_t i = 0; i < src.nr_pages(); i++) {
-    page_copy(dst.page(i), src.page(i));
     if (PageAnonExclusive(src.page(i))) dst.page(i).set(kPgAnonExclusive);
   }
   dst.head().mapping = src.head().mapping;

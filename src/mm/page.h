@@ -21,7 +21,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 
 #include "base/types.h"
 
@@ -45,6 +44,7 @@ enum PageFlag : uint32_t {
   kPgReserved = 1u << 11,       // PG_reserved: the shared zero page
   kPgDeferredQueued = 1u << 12, // head is on the deferred split queue
   kPgMaybeMappedShared = 1u << 13, // FOLIO_MM_IDS_SHARED_BIT (large folios)
+  kPgHasData = 1u << 14,        // the frame holds bytes (else it reads as zeros)
 };
 
 struct Page {
@@ -60,7 +60,7 @@ struct Page {
   uint8_t unused = 0;
   AnonVma* mapping = nullptr;               // head: anon_vma (anon folios)
   uint64_t index = 0;                       // head: linear page index
-  std::unique_ptr<std::byte[]> data;        // the frame's bytes, allocated lazily
+  std::byte* bytes = nullptr;               // this frame's slot (FrameBytes)
   uint32_t list_prev = 0;                   // buddy free list / deferred list
   uint32_t list_next = 0;
 
@@ -68,11 +68,13 @@ struct Page {
   void set(PageFlag f) { flags.fetch_or(f, std::memory_order_acq_rel); }
   void clear(PageFlag f) { flags.fetch_and(~static_cast<uint32_t>(f), std::memory_order_acq_rel); }
   Pfn page_pfn() const { return Pfn{pfn}; }
+  bool has_data() const { return test(kPgHasData); }
 };
 
 static_assert(sizeof(Page) <= 64, "page descriptors must stay compact");
 
-// Byte access to a frame. A frame without data reads as zeros.
+// Byte access to a frame. A frame without data (kPgHasData clear) reads as
+// zeros; its first write zero-fills the rest of it.
 void page_read(const Page& page, uint64_t offset, void* dst, uint64_t len);
 void page_write(Page& page, uint64_t offset, const void* src, uint64_t len);
 void page_copy(Page& dst, const Page& src);

@@ -8,9 +8,12 @@ namespace hmmsim {
 
 MemRange::MemRange(MemKind kind, Pfn base, uint64_t nr_pages, Scheduler& sched)
     : kind_(kind), base_(base), nr_pages_(nr_pages),
-      pages_(std::make_unique<Page[]>(nr_pages)), sched_(&sched) {
+      pages_(std::make_unique<Page[]>(nr_pages)), bytes_(nr_pages), sched_(&sched) {
   HMM_ASSERT(base.v + nr_pages <= UINT32_MAX, "pfn space exhausted");
-  for (uint64_t i = 0; i < nr_pages; i++) pages_[i].pfn = static_cast<uint32_t>(base.v + i);
+  for (uint64_t i = 0; i < nr_pages; i++) {
+    pages_[i].pfn = static_cast<uint32_t>(base.v + i);
+    pages_[i].bytes = bytes_.frame(i);
+  }
 }
 
 Page& MemRange::page(Pfn pfn) {

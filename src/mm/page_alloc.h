@@ -20,6 +20,7 @@
 
 #include "base/thread_annotations.h"
 #include "base/types.h"
+#include "mm/frame_bytes.h"
 #include "mm/page.h"
 #include "sync/lock.h"
 
@@ -65,12 +66,15 @@ class MemRange {
   DevPagemap* pgmap() const { return pgmap_; }
   void set_pgmap(DevPagemap* pgmap) { pgmap_ = pgmap; }
   void set_deferred_split(DeferredSplitQueue* q) { deferred_split_ = q; }
+  // The bytes of frames [pfn, pfn + nr) are dead (FrameBytes::release).
+  void release_bytes(Pfn pfn, uint64_t nr) { bytes_.release(pfn - base_, nr); }
 
  private:
   MemKind kind_;
   Pfn base_;
   uint64_t nr_pages_;
   std::unique_ptr<Page[]> pages_;
+  FrameBytes bytes_;
   Scheduler* sched_;
   FolioOwner* owner_ = nullptr;
   DeferredSplitQueue* deferred_split_ = nullptr;

@@ -166,7 +166,7 @@ TEST_F(CheckerCatches, DataOnFreeFrame) {
   uint32_t junk = 0xdead;
   page_write(frame, 0, &junk, sizeof(junk));
   expect_caught(world_, "BUDDY", hex(pfn.v));
-  frame.data.reset();
+  frame.clear(kPgHasData);
   expect_clean(world_);
 }
 

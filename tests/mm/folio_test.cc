@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include <cstring>
 
 #include "mm/page.h"
@@ -22,7 +24,7 @@ class FolioTest : public MmTest {
     return folio ? *folio : Folio();
   }
   static bool page_is_free(const Page& p) {
-    return p.refcount.load() == 0 && p.mapcount.load() == -1 && !p.data &&
+    return p.refcount.load() == 0 && p.mapcount.load() == -1 && !p.has_data() &&
            (p.flags.load() & ~static_cast<uint32_t>(kPgBuddy)) == 0;
   }
 };
@@ -112,7 +114,7 @@ TEST_F(FolioRef, GetPutFreesAtZero) {
   Folio folio = alloc(0);
   uint32_t v = 0xabcd1234;
   page_write(folio.head(), 100, &v, sizeof(v));
-  ASSERT_TRUE(folio.head().data);
+  ASSERT_TRUE(folio.head().has_data());
   folio_get(folio);
   folio_get(folio);
   EXPECT_EQ(folio_ref_count(folio), 3);
@@ -128,7 +130,61 @@ TEST_F(FolioRef, GetPutFreesAtZero) {
   folio_put(folio);
   EXPECT_EQ(nr_free_pages(), initial_free_pages_);
   EXPECT_TRUE(page_is_free(folio.head()));
-  EXPECT_FALSE(folio.head().data) << "a freed frame keeps no bytes";
+  EXPECT_FALSE(folio.head().has_data()) << "a freed frame keeps no bytes";
+  expect_clean(world_);
+}
+
+// A page's first partial write zero-fills the rest of it; page_zero makes
+// it read as zeros again.
+TEST_F(FolioRef, FirstWriteZeroFillsThePage) {
+  Folio folio = alloc(0);
+  std::vector<std::byte> junk(kPageSize, std::byte{0xee});
+  page_write(folio.head(), 0, junk.data(), kPageSize);
+  page_zero(folio.head());
+  EXPECT_FALSE(folio.head().has_data());
+  uint8_t one = 7;
+  page_write(folio.head(), 10, &one, 1);
+  std::vector<std::byte> back(kPageSize);
+  page_read(folio.head(), 0, back.data(), kPageSize);
+  for (uint64_t i = 0; i < kPageSize; i++)
+    ASSERT_EQ(back[i], std::byte{i == 10 ? uint8_t{7} : uint8_t{0}}) << "byte " << i;
+  folio_put(folio);
+  expect_clean(world_);
+}
+
+// folio_copy moves every page of a THP, whether every page holds bytes (one
+// copy of the span) or only some do (page by page: the others stay empty).
+TEST_F(FolioRef, FolioCopyCopiesEveryPage) {
+  for (bool all : {true, false}) {
+    Folio src = alloc(kHPageOrder), dst = alloc(kHPageOrder);
+    for (uint64_t i = 0; i < kHPageNr; i++) {
+      if (!all && i % 3 == 0) continue;
+      uint64_t v = i * 0x10001 + 1;
+      page_write(src.page(i), kPageSize - 8, &v, sizeof(v));
+    }
+    uint64_t junk = 0xbad;
+    page_write(dst.page(0), 0, &junk, sizeof(junk));
+    folio_copy(dst, src);
+    for (uint64_t i = 0; i < kHPageNr; i++) {
+      ASSERT_EQ(dst.page(i).has_data(), src.page(i).has_data()) << "page " << i;
+      EXPECT_TRUE(std::memcmp(dst.page(i).bytes, src.page(i).bytes, kPageSize) == 0 ||
+                  !src.page(i).has_data()) << "page " << i;
+      EXPECT_EQ(page_is_zero_filled(dst.page(i)), !src.page(i).has_data()) << "page " << i;
+    }
+    folio_put(src);
+    folio_put(dst);
+    expect_clean(world_);
+  }
+}
+
+// The frames of a range have their bytes at fixed, 2 MiB-aligned places: a
+// THP's pages are one contiguous span.
+TEST_F(FolioRef, FrameBytesAreContiguousAndAligned) {
+  Folio thp = alloc(kHPageOrder);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(thp.head().bytes) % kPmdSize, 0u);
+  for (uint64_t i = 1; i < kHPageNr; i++)
+    ASSERT_EQ(thp.page(i).bytes, thp.head().bytes + i * kPageSize) << "page " << i;
+  folio_put(thp);
   expect_clean(world_);
 }
 

@@ -25,7 +25,7 @@ class Migrate : public MmTest {
     const Page& p = world_.mem().page(pfn);
     EXPECT_EQ(p.refcount.load(), 0);
     EXPECT_EQ(p.mapcount.load(), -1);
-    EXPECT_FALSE(p.data);
+    EXPECT_FALSE(p.has_data());
     EXPECT_EQ(p.flags.load() & ~static_cast<uint32_t>(kPgBuddy), 0u);
   }
 };
