@@ -107,7 +107,7 @@ void DmirrorDevice::folio_split(Folio head, Folio tail) {
 
 Dmirror& DmirrorDevice::open(MmStruct& mm) {
   for (auto& m : mirrors_) {
-    if (&m->mm() == &mm) return *m;
+    if (m->pid() == mm.pid()) return *m;
   }
   mirrors_.push_back(std::make_unique<Dmirror>(*this, mm));
   return *mirrors_.back();

@@ -93,7 +93,9 @@ class Dmirror final : public MmuIntervalNotifierOps {
   std::vector<MirroredPage> debug_mirrored_pages() const override EXCLUDES(mutex_);
 
   DmirrorDevice& device() const { return *dev_; }
-  MmStruct& mm() const { return *mm_; }
+  // The process that opened the device. Its address space may be gone
+  // (exit); the mirror never keeps a pointer to it.
+  int pid() const { return pid_; }
 
   // HMM_DMIRROR_READ / WRITE: copy npages through the device page table,
   // faulting missing pages in 32-page rounds (`faults` counts the rounds).
@@ -120,6 +122,9 @@ class Dmirror final : public MmuIntervalNotifierOps {
 
  private:
   friend class DmirrorDevice;
+  // The opener's address space while it lives (mmget_not_zero()), else
+  // nullptr; pids are never reused.
+  MmStruct* live_mm() const;
   void finalize_and_map(const MigrateVma& args) EXCLUDES(mutex_);
   // dmirror_do_read() without faulting: -ENOENT for a missing page.
   Status read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& out) EXCLUDES(mutex_);
@@ -155,7 +160,7 @@ class Dmirror final : public MmuIntervalNotifierOps {
   void atomic_map(Vaddr addr, Pfn pfn) EXCLUDES(mutex_);
 
   DmirrorDevice* dev_;
-  MmStruct* mm_;
+  int pid_;
   MmuIntervalNotifier notifier_;
   mutable Mutex mutex_;
   DeviceTable pt_ GUARDED_BY(mutex_);

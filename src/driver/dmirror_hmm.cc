@@ -63,11 +63,13 @@ Status Dmirror::do_fault(const HmmRange& range) {
 }
 
 Status Dmirror::range_fault(HmmRange& range) {
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kFault};
   for (int attempt = 0; attempt < kRangeAttempts; attempt++) {
     range.notifier_seq = mmu_interval_read_begin(notifier_);
     Status st = Ok();
     {
-      ReadLock guard(mm_->mmap_lock);
+      ReadLock guard(mm->mmap_lock);
       st = hmm_range_fault(range);
     }
     if (!st.ok()) {
@@ -84,7 +86,8 @@ Status Dmirror::range_fault(HmmRange& range) {
 Status Dmirror::fault(Vaddr start, Vaddr end, Access access) {
   // mmget_not_zero() failing makes dmirror_fault() return 0, and the read
   // loop would then spin; the model ends the command instead.
-  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kFault};
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kFault};
   std::array<HmmPfn, kRangePages> pfns;
   for (Vaddr addr = start; addr < end;) {
     Vaddr next = std::min(end, addr + kRangePages * kPageSize);
@@ -180,15 +183,17 @@ uint8_t Dmirror::mkentry(const HmmPfn& entry) const {
 }
 
 Status Dmirror::range_snapshot(HmmRange& range, std::span<uint8_t> perm) {
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kInval};
   SnapshotNotifier snap(*this);
   range.notifier = &snap.notifier;
-  HMM_TRY(mmu_interval_notifier_insert(snap.notifier, *mm_, range.start,
+  HMM_TRY(mmu_interval_notifier_insert(snap.notifier, *mm, range.start,
                                        range.end - range.start, snap));
   Status st = Err{Errno::kBusy};
   for (int attempt = 0; attempt < kRangeAttempts; attempt++) {
     range.notifier_seq = mmu_interval_read_begin(snap.notifier);
     {
-      ReadLock guard(mm_->mmap_lock);
+      ReadLock guard(mm->mmap_lock);
       st = hmm_range_fault(range);
     }
     if (!st.ok()) {
@@ -209,7 +214,8 @@ Status Dmirror::range_snapshot(HmmRange& range, std::span<uint8_t> perm) {
 
 Status Dmirror::snapshot(DmirrorCmd& cmd) {
   HMM_TRY(cmd.validate());
-  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kInval};
   std::vector<std::byte> out(cmd.npages);
   std::array<HmmPfn, kRangePages> pfns;
   std::array<uint8_t, kRangePages> perm;
@@ -240,15 +246,16 @@ void Dmirror::atomic_map(Vaddr addr, Pfn pfn) {
 
 Status Dmirror::exclusive(DmirrorCmd& cmd) {
   HMM_TRY(cmd.validate());
-  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kInval};
   Vaddr end = cmd_end(cmd);
   World& world = dev_->world();
   {
-    ReadLock guard(mm_->mmap_lock);
+    ReadLock guard(mm->mmap_lock);
     for (Vaddr addr = cmd.addr; addr < end; addr = addr + kPageSize) {
       // The driver passes no owner: its own invalidation drops the page
       // (and the next one) from its table before it maps it atomic.
-      Result<Pfn> page = make_device_exclusive(*mm_, addr, nullptr);
+      Result<Pfn> page = make_device_exclusive(*mm, addr, nullptr);
       if (!page.ok()) return Err{page.error()};
       atomic_map(addr, *page);
       Folio folio = pfn_folio(world.mem(), *page);

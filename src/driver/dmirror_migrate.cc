@@ -46,12 +46,14 @@ Status for_each_window(MmStruct& mm, Vaddr start, Vaddr end, uint32_t flags, con
 }  // namespace
 
 Dmirror::Dmirror(DmirrorDevice& dev, MmStruct& mm)
-    : dev_(&dev), mm_(&mm), mutex_(dev.world().sched()) {
+    : dev_(&dev), pid_(mm.pid()), mutex_(dev.world().sched()) {
   Status st = mmu_interval_notifier_insert(notifier_, mm, Vaddr{0}, kUserMax, *this);
   HMM_ASSERT(st.ok(), "mirror notifier insert failed");
 }
 
 Dmirror::~Dmirror() { mmu_interval_notifier_remove(notifier_); }
+
+MmStruct* Dmirror::live_mm() const { return dev_->world().find_mm(pid_); }
 
 bool Dmirror::invalidate(MmuIntervalNotifier& sub, const MmuNotifierRange& range,
                          uint64_t cur_seq) {
@@ -174,10 +176,11 @@ Status Dmirror::read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& 
 
 Status Dmirror::migrate_to_dev(DmirrorCmd& cmd) {
   HMM_TRY(cmd.validate());
-  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kInval};
   Vaddr end = cmd.addr + cmd.npages * kPageSize;
   World& world = dev_->world();
-  HMM_TRY(for_each_window(*mm_, cmd.addr, end, kSelectSystem | kSelectCompound, dev_->owner(),
+  HMM_TRY(for_each_window(*mm, cmd.addr, end, kSelectSystem | kSelectCompound, dev_->owner(),
                           [&](MigrateVma& args) {
                             alloc_and_copy_to_dev(args);
                             migrate_vma_pages(world, args);
@@ -192,10 +195,11 @@ Status Dmirror::migrate_to_dev(DmirrorCmd& cmd) {
 
 Status Dmirror::migrate_to_sys(DmirrorCmd& cmd) {
   HMM_TRY(cmd.validate());
-  if (!dev_->world().find_mm(mm_->pid())) return Err{Errno::kInval};
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kInval};
   Vaddr end = cmd.addr + cmd.npages * kPageSize;
   World& world = dev_->world();
-  HMM_TRY(for_each_window(*mm_, cmd.addr, end, kSelectDevicePrivate | kSelectCompound,
+  HMM_TRY(for_each_window(*mm, cmd.addr, end, kSelectDevicePrivate | kSelectCompound,
                           dev_->owner(), [&](MigrateVma& args) -> Status {
                             if (dmirror_fault_alloc_and_copy(args, *this) != VmFault::kDone) {
                               // Out of RAM: nothing of this window moves.

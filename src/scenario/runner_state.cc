@@ -117,7 +117,7 @@ Checked<Dmirror*> RunState::mirror(const std::string& device_name, const std::st
 
 Dmirror* RunState::open_mirror(DmirrorDevice& dev, const MmStruct& mm) const {
   for (const auto& m : dev.mirrors()) {
-    if (&m->mm() == &mm) return m.get();
+    if (m->pid() == mm.pid()) return m.get();
   }
   return nullptr;
 }

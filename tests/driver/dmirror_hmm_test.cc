@@ -309,6 +309,31 @@ TEST_F(DmirrorHmm, ExclusiveThenFork) {
   exit_mmap(child);
 }
 
+// A mirror outlives its process: after exit every command fails with the
+// errno the driver gives when mmget_not_zero() fails (-EFAULT for the
+// faulting READ/WRITE, -EINVAL for the others), and close still works.
+// The mirror keeps no pointer to the dead address space (ASan checks).
+TEST_F(DmirrorHmm, CommandsAfterTheProcessExited) {
+  MmStruct& child = dup_mm(mm_);
+  Dmirror& m = dev_.open(child);
+  EXPECT_EQ(m.pid(), child.pid());
+  Vaddr a = map(4 * kPageSize);
+  exit_mmap(child);
+  auto err = [&](auto cmd_fn) {
+    DmirrorCmd cmd(a, 4);
+    Status st = (m.*cmd_fn)(cmd);
+    return st.ok() ? Errno{} : st.error();
+  };
+  EXPECT_EQ(err(&Dmirror::read), Errno::kFault);
+  EXPECT_EQ(err(&Dmirror::write), Errno::kFault);
+  EXPECT_EQ(err(&Dmirror::snapshot), Errno::kInval);
+  EXPECT_EQ(err(&Dmirror::exclusive), Errno::kInval);
+  EXPECT_EQ(err(&Dmirror::migrate_to_dev), Errno::kInval);
+  EXPECT_EQ(err(&Dmirror::migrate_to_sys), Errno::kInval);
+  EXPECT_TRUE(dev_.close(m).ok());
+  expect_clean(world_);
+}
+
 // A PMD-mapped THP is split to PTEs first; the folio stays whole.
 TEST_F(DmirrorHmm, ExclusiveSplitsThePmdNotTheFolio) {
   Vaddr a = map_thp(80);

@@ -449,7 +449,7 @@ void op_close(RandomDriver& d, RandomProc& /*p*/) {
   DmirrorDevice& dev = pick_device(d);
   if (dev.mirrors().empty()) return;
   Dmirror& m = *dev.mirrors()[d.rng().below(dev.mirrors().size())];
-  d.log(fmt::format("dev{} close of the mirror of pid {}", dev.id(), m.mm().pid()));
+  d.log(fmt::format("dev{} close of the mirror of pid {}", dev.id(), m.pid()));
   Status st = dev.close(m);
   d.log("  = " + random_status_str(st));
   d.expect_status("dmirror close", st, Ok());

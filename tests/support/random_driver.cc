@@ -109,11 +109,11 @@ RandomDriver::~RandomDriver() {
 }
 
 void RandomDriver::exit_proc(RandomProc& p) {
-  const MmStruct* mm = p.mm;
+  int pid = p.mm->pid();
   exit_mmap(*p.mm);
   for (auto& dev : devices_) {
     for (const auto& m : dev->mirrors()) {
-      if (&m->mm() != mm) continue;
+      if (m->pid() != pid) continue;
       Status st = dev->close(*m);
       if (!st.ok()) fail(fmt::format("close of the mirror of an exited process returned {}",
                                      status_str(st)));
