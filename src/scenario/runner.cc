@@ -119,6 +119,7 @@ class CaseRunner {
   Outcome run_concurrent(const ConcurrentStep& c, const Where& where);
   Outcome run_leaf(const Step& step, const Where& where, AfterStep after);
   Outcome check(int line, const Where& where);
+  Outcome check_teardown(int line);
   StepResult dispatch(const Step& step);
   void log_step(const Step& step, const Where& where);
 
@@ -128,14 +129,29 @@ class CaseRunner {
 
 Outcome CaseRunner::run() {
   Outcome failure = run_steps(scenario_.steps, Where{});
-  if (failure || scenario_.config.check != CheckMode::kEnd || scenario_.steps.empty()) {
-    return failure;
+  if (failure) return failure;
+  int line = 0;
+  if (!scenario_.steps.empty()) {
+    const Step& last = scenario_.steps.back();
+    line = last.loc.line;
+    if (const auto* c = std::get_if<ConcurrentStep>(&last.kind)) line = c->end_loc.line;
+    if (const auto* r = std::get_if<RepeatStep>(&last.kind)) line = r->end_loc.line;
   }
-  const Step& last = scenario_.steps.back();
-  int line = last.loc.line;
-  if (const auto* c = std::get_if<ConcurrentStep>(&last.kind)) line = c->end_loc.line;
-  if (const auto* r = std::get_if<RepeatStep>(&last.kind)) line = r->end_loc.line;
-  return check(line, Where{});
+  if (scenario_.config.check == CheckMode::kEnd && !scenario_.steps.empty()) {
+    if (Outcome bad = check(line, Where{})) return bad;
+  }
+  return check_teardown(line);
+}
+
+// The end of every case: every process exits and every device goes away;
+// then everything the world handed out must be back (unless checks are off).
+Outcome CaseRunner::check_teardown(int line) {
+  st_.teardown();
+  if (scenario_.config.check == CheckMode::kOff) return std::nullopt;
+  if (std::optional<std::string> bad = run::check_now(st_)) return Failure{line, *bad};
+  if (std::optional<std::string> leak = st_.leaks()) return Failure{line, *leak};
+  st_.log("    teardown: clean");
+  return std::nullopt;
 }
 
 Outcome CaseRunner::run_steps(const std::vector<Step>& steps, const Where& where) {

@@ -129,6 +129,9 @@ class RunState {
 
   // exit of every live process and removal of every device: the end of a case.
   void teardown();
+  // After teardown(): what the world still holds that nothing can reach
+  // (RAM frames, device memory, anon_vmas), or nullopt when it is all back.
+  std::optional<std::string> leaks();
 
  private:
   struct Region {
@@ -148,6 +151,7 @@ class RunState {
   const Scenario* scenario_;
   const RunOptions* options_;
   std::unique_ptr<World> world_;
+  uint64_t initial_free_pages_;  // RAM frames free before the first step
   std::vector<Device> devices_;             // in declaration order
   std::vector<std::string> process_order_;  // in creation order
   std::map<std::string, Process, std::less<>> processes_;

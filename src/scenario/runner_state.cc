@@ -1,5 +1,6 @@
 // RunState: the World of one case and the names its steps resolve to.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "mm/mm.h"
 #include "scenario/runner_internal.h"
@@ -27,7 +28,8 @@ ThpPolicy thp_policy(ThpMode mode) {
 RunState::RunState(const Scenario& scenario, const RunOptions& options)
     : scenario_(&scenario),
       options_(&options),
-      world_(std::make_unique<World>(world_config(scenario, options))) {}
+      world_(std::make_unique<World>(world_config(scenario, options))),
+      initial_free_pages_(world_->mem().buddy().nr_free_pages()) {}
 
 RunState::~RunState() {
   teardown();
@@ -135,6 +137,21 @@ void RunState::teardown() {
   }
   // Removing a device evicts whatever is left on it; no process remains.
   while (!devices_.empty()) devices_.pop_back();
+}
+
+std::optional<std::string> RunState::leaks() {
+  std::vector<std::string> what;
+  uint64_t free_pages = world_->mem().buddy().nr_free_pages();
+  if (free_pages != initial_free_pages_) {
+    what.push_back(fmt::format("{} RAM frames still allocated",
+                               int64_t(initial_free_pages_) - int64_t(free_pages)));
+  }
+  if (size_t n = world_->mem().ranges().size(); n != 1)
+    what.push_back(fmt::format("{} device memory ranges still present", n - 1));
+  if (uint64_t n = world_->nr_anon_vmas(); n != 0)
+    what.push_back(fmt::format("{} anon_vmas still live", n));
+  if (what.empty()) return std::nullopt;
+  return fmt::format("leak after teardown: {}", fmt::join(what, ", "));
 }
 
 }  // namespace hmmsim::scenario::run

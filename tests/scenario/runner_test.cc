@@ -95,6 +95,28 @@ TEST(RunnerCheck, ViolationNamesTheInvariant) {
   EXPECT_EQ(run::check_now(st), std::nullopt);
 }
 
+// Every case ends with a teardown after which the world must hold nothing:
+// a frame nobody frees is reported as a leak, with the count.
+TEST(RunnerCheck, TeardownFindsLeaks) {
+  const Scenario s = testing::parse_ok("config sysmem=64M\nprocess p\nmmap p buf 8K\n");
+  RunOptions options;
+  run::RunState st(s, options);
+  std::optional<Folio> stray = folio_alloc(st.world().mem(), Order{0});
+  ASSERT_TRUE(stray.has_value());
+  st.teardown();
+  EXPECT_EQ(st.leaks(), "leak after teardown: 1 RAM frames still allocated");
+  folio_put(*stray);
+  EXPECT_EQ(st.leaks(), std::nullopt);
+}
+
+// A passing case says so in its log after the last step.
+TEST(RunnerCheck, TeardownIsLogged) {
+  testing::Run run = run_text("config sysmem=64M\nprocess p\nmmap p buf 2M\nwrite p buf index\n");
+  EXPECT_TRUE(run.result.passed) << run.failure;
+  ASSERT_FALSE(run.log.empty());
+  EXPECT_EQ(run.log.back(), "    teardown: clean");
+}
+
 TEST(RunnerBlocks, RepeatRunsItsBodyNTimes) {
   expect_pass(
       "config sysmem=64M\nprocess p\nmmap p buf 8K\nrepeat 3\ninc p buf\nend\n"
