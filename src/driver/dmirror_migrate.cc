@@ -163,13 +163,23 @@ Status Dmirror::read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& 
   // process passes the same buffer to every ioctl); every byte is written.
   out.resize(npages * kPageSize);
   MutexLock guard(mutex_);
-  for (uint64_t i = 0; i < npages; i++) {
+  for (uint64_t i = 0; i < npages;) {
     const DptEntry* e = pt_.find(start.page_index() + i);
     if (!e) {
       std::fill(out.begin() + static_cast<std::ptrdiff_t>(i * kPageSize), out.end(), std::byte{0});
       return Err{Errno::kNoEnt};
     }
-    page_read(world.mem().page(e->pfn), 0, out.data() + i * kPageSize, kPageSize);
+    // A run of pages mapped to consecutive frames of one range (a device
+    // THP, say) is read in one go.
+    MemRange* range = world.mem().range_of(e->pfn);
+    uint64_t run = 1;
+    while (i + run < npages && range->contains(e->pfn + run)) {
+      const DptEntry* next = pt_.find(start.page_index() + i + run);
+      if (!next || next->pfn != e->pfn + run) break;
+      run++;
+    }
+    pages_read(range->page(e->pfn), run, out.data() + i * kPageSize);
+    i += run;
   }
   return Ok();
 }

@@ -34,6 +34,23 @@ void page_copy(Page& dst, const Page& src) {
   dst.set(kPgHasData);
 }
 
+void pages_read(const Page& first, uint64_t nr, std::byte* dst) {
+  const Page* pages = &first;
+  for (uint64_t i = 0; i < nr;) {
+    uint64_t run = 1;
+    bool data = pages[i].has_data();
+    while (i + run < nr && pages[i + run].has_data() == data) run++;
+    if (data) {
+      HMM_ASSERT(pages[i + run - 1].bytes == pages[i].bytes + (run - 1) * kPageSize,
+                 "frames {:#x}..{:#x} are not consecutive", pages[i].pfn, pages[i + run - 1].pfn);
+      std::memcpy(dst + i * kPageSize, pages[i].bytes, run * kPageSize);
+    } else {
+      std::memset(dst + i * kPageSize, 0, run * kPageSize);
+    }
+    i += run;
+  }
+}
+
 void page_zero(Page& page) { page.clear(kPgHasData); }
 
 bool page_is_zero_filled(const Page& page) {

@@ -78,6 +78,10 @@ static_assert(sizeof(Page) <= 64, "page descriptors must stay compact");
 void page_read(const Page& page, uint64_t offset, void* dst, uint64_t len);
 void page_write(Page& page, uint64_t offset, const void* src, uint64_t len);
 void page_copy(Page& dst, const Page& src);
+// The bytes of `nr` frames of one range with consecutive pfns, `first`
+// being the lowest, into `dst` (nr * 4 KiB): one memcpy per run of frames
+// that hold data.
+void pages_read(const Page& first, uint64_t nr, std::byte* dst);
 void page_zero(Page& page);
 bool page_is_zero_filled(const Page& page);
 

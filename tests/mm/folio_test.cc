@@ -177,6 +177,27 @@ TEST_F(FolioRef, FolioCopyCopiesEveryPage) {
   }
 }
 
+// pages_read gives the bytes of consecutive frames, zeros for those that
+// hold none.
+TEST_F(FolioRef, PagesReadCopiesRunsAndZeroFillsTheRest) {
+  Folio thp = alloc(kHPageOrder);
+  for (uint64_t i = 0; i < 8; i++) {
+    if (i == 3 || i == 4) continue;
+    uint64_t v = 0x1000 + i;
+    page_write(thp.page(i), 16, &v, sizeof(v));
+  }
+  std::vector<std::byte> out(8 * kPageSize, std::byte{0xff});
+  pages_read(thp.head(), 8, out.data());
+  for (uint64_t i = 0; i < 8; i++) {
+    uint64_t v = 1;
+    std::memcpy(&v, out.data() + i * kPageSize + 16, sizeof(v));
+    EXPECT_EQ(v, (i == 3 || i == 4) ? 0 : 0x1000 + i) << "page " << i;
+    EXPECT_EQ(out[i * kPageSize], std::byte{0}) << "page " << i;
+  }
+  folio_put(thp);
+  expect_clean(world_);
+}
+
 // The frames of a range have their bytes at fixed, 2 MiB-aligned places: a
 // THP's pages are one contiguous span.
 TEST_F(FolioRef, FrameBytesAreContiguousAndAligned) {
