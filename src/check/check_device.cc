@@ -107,11 +107,10 @@ std::optional<CpuView> pte_view(World& world, const EntryRef& e) {
 }
 
 std::optional<CpuView> pmd_view(World& world, const EntryRef& e, Vaddr a) {
-  uint64_t off = (a.v & (kPmdSize - 1)) >> kPageShift;
   switch (e.pmd.kind()) {
     case PmdKind::kPresent:
     case PmdKind::kDevicePrivate:
-      return CpuView{e.pmd.pfn() + off, e.pmd.write()};
+      return CpuView{e.pmd.pfn() + a.pte_index(), e.pmd.write()};
     case PmdKind::kHugeZero:
       return CpuView{world.mem().zero_pfn(), false};
     case PmdKind::kNone:
@@ -143,19 +142,20 @@ void check_mirrors_coherent_with_cpu(const Ctx& ctx) {
     for (MmuIntervalNotifier* sub : mm->notifier_subscriptions().debug_subscriptions()) {
       for (const auto& page : sub->ops()->debug_mirrored_pages()) {
         std::optional<CpuView> cpu = cpu_view(ctx.world, index, mm, page.addr);
-        std::string where = fmt::format("mirror of pid {} maps pfn {:#x}{} at {:#x}", mm->pid(),
-                                        page.pfn.v, page.write ? " writable" : "", page.addr.v);
+        std::string why;
         if (!cpu) {
-          ctx.fail("I16", "check_mirrors_coherent_with_cpu",
-                   where + ", where the CPU maps nothing", mm_dump(ctx.census, *mm));
+          why = ", where the CPU maps nothing";
         } else if (cpu->pfn != page.pfn) {
-          ctx.fail("I16", "check_mirrors_coherent_with_cpu",
-                   fmt::format("{}, where the CPU maps pfn {:#x}", where, cpu->pfn.v),
-                   mm_dump(ctx.census, *mm));
+          why = fmt::format(", where the CPU maps pfn {:#x}", cpu->pfn.v);
         } else if (page.write && !cpu->write) {
-          ctx.fail("I16", "check_mirrors_coherent_with_cpu",
-                   where + ", which the CPU maps read-only", mm_dump(ctx.census, *mm));
+          why = ", which the CPU maps read-only";
+        } else {
+          continue;
         }
+        ctx.fail("I16", "check_mirrors_coherent_with_cpu",
+                 fmt::format("mirror of pid {} maps pfn {:#x}{} at {:#x}{}", mm->pid(), page.pfn.v,
+                             page.write ? " writable" : "", page.addr.v, why),
+                 mm_dump(ctx.census, *mm));
       }
     }
   }

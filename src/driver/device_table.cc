@@ -19,8 +19,6 @@ void DeviceTable::store(uint64_t vpn, DptEntry entry) {
   leaf->entries[i] = entry;
 }
 
-void DeviceTable::erase(uint64_t vpn) { erase_range(vpn, vpn); }
-
 void DeviceTable::erase_range(uint64_t first, uint64_t last) {
   auto it = leaves_.lower_bound(first / kHPageNr);
   while (it != leaves_.end() && it->first * kHPageNr <= last) {

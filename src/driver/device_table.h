@@ -29,7 +29,6 @@ class DeviceTable {
   // The entry of virtual page `vpn`, or nullptr.
   const DptEntry* find(uint64_t vpn) const;
   void store(uint64_t vpn, DptEntry entry);
-  void erase(uint64_t vpn);
   // Erases the pages [first, last], both included.
   void erase_range(uint64_t first, uint64_t last);
   uint64_t size() const { return size_; }

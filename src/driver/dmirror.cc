@@ -70,7 +70,7 @@ uint64_t DmirrorDevice::nr_chunks() const {
 Dmirror* DmirrorDevice::page_mirror(Pfn pfn) const {
   MutexLock guard(devmem_lock_);
   Chunk* chunk = chunk_of(pfn);
-  return chunk ? chunk->mirror[pfn - chunk->pgmap->range().base()] : nullptr;
+  return chunk ? chunk->owners(pfn, 1)[0] : nullptr;
 }
 
 std::optional<Folio> DmirrorDevice::devmem_alloc(Order order, Dmirror* mirror) {
@@ -81,8 +81,7 @@ std::optional<Folio> DmirrorDevice::devmem_alloc(Order order, Dmirror* mirror) {
   list.pop_back();
   Chunk* chunk = chunk_of(pfn);
   Folio folio = chunk->pgmap->zone_device_folio_init(pfn, order);
-  uint64_t idx = pfn - chunk->pgmap->range().base();
-  std::fill_n(chunk->mirror.begin() + static_cast<std::ptrdiff_t>(idx), order.nr_pages(), mirror);
+  std::ranges::fill(chunk->owners(pfn, order.nr_pages()), mirror);
   calloc_ += order.nr_pages();
   return folio;
 }
@@ -93,8 +92,7 @@ void DmirrorDevice::folio_free(Folio folio) {
   cfree_ += nr;
   Chunk* chunk = chunk_of(folio.pfn());
   HMM_ASSERT(chunk, "device folio {:#x} outside this device", folio.pfn().v);
-  uint64_t idx = folio.pfn() - chunk->pgmap->range().base();
-  std::fill_n(chunk->mirror.begin() + static_cast<std::ptrdiff_t>(idx), nr, nullptr);
+  std::ranges::fill(chunk->owners(folio.pfn(), nr), nullptr);
   if (chunk->removing) return;
   (nr > 1 ? free_folios_ : free_pages_).push_back(folio.pfn());
 }

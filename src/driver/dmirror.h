@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -115,7 +116,8 @@ class Dmirror final : public MmuIntervalNotifierOps {
   // Tests only: plant an entry, as a broken driver would.
   void debug_pt_store(Vaddr addr, DptEntry entry) EXCLUDES(mutex_);
   uint64_t pt_size() const EXCLUDES(mutex_);
-  void pt_erase(Vaddr addr) EXCLUDES(mutex_);
+  // Drops the entries of `npages` pages from `addr`.
+  void pt_erase(Vaddr addr, uint64_t npages = 1) EXCLUDES(mutex_);
 
   // Consumes FAIL_ALLOC: true (once) if it was set.
   bool take_fail_alloc();
@@ -148,7 +150,13 @@ class Dmirror final : public MmuIntervalNotifierOps {
   Status copy_loop(Access access, const DmirrorCmd& cmd, Bounce& bounce) EXCLUDES(mutex_);
   // dmirror_fault(): [start, end) in 32-page hmm ranges.
   Status fault(Vaddr start, Vaddr end, Access access) EXCLUDES(mutex_);
-  // dmirror_range_fault(): the read_begin / hmm_range_fault / read_retry loop.
+  // The read_begin / hmm_range_fault / read_retry loop of
+  // dmirror_range_fault() and dmirror_range_snapshot(): walks `range` (under
+  // mmap_lock) until no invalidation of `notifier` raced with the walk, then
+  // returns `use()`, called with mutex_ held. -EBUSY after too many races.
+  Status walk_stable(MmStruct& mm, MmuIntervalNotifier& notifier, HmmRange& range,
+                     const std::function<Status()>& use) EXCLUDES(mutex_);
+  // dmirror_range_fault(): a settled range into the device page table.
   Status range_fault(HmmRange& range) EXCLUDES(mutex_);
   // dmirror_do_fault(): store the pfns of a settled range.
   Status do_fault(const HmmRange& range) REQUIRES(mutex_);
@@ -207,6 +215,11 @@ class DmirrorDevice final : public DevPagemapOps {
     std::unique_ptr<DevPagemap> pgmap;
     std::vector<Dmirror*> mirror;  // per page: who allocated it (zone_device_data)
     bool removing = false;
+
+    // The `mirror` slots of pages [pfn, pfn + nr).
+    std::span<Dmirror*> owners(Pfn pfn, uint64_t nr) {
+      return std::span(mirror).subspan(pfn - pgmap->range().base(), nr);
+    }
   };
 
   Status add_chunk(bool large) REQUIRES(devmem_lock_);

@@ -62,14 +62,13 @@ Status Dmirror::do_fault(const HmmRange& range) {
   return Ok();
 }
 
-Status Dmirror::range_fault(HmmRange& range) {
-  MmStruct* mm = live_mm();
-  if (!mm) return Err{Errno::kFault};
+Status Dmirror::walk_stable(MmStruct& mm, MmuIntervalNotifier& notifier, HmmRange& range,
+                            const std::function<Status()>& use) {
   for (int attempt = 0; attempt < kRangeAttempts; attempt++) {
-    range.notifier_seq = mmu_interval_read_begin(notifier_);
+    range.notifier_seq = mmu_interval_read_begin(notifier);
     Status st = Ok();
     {
-      ReadLock guard(mm->mmap_lock);
+      ReadLock guard(mm.mmap_lock);
       st = hmm_range_fault(range);
     }
     if (!st.ok()) {
@@ -77,10 +76,19 @@ Status Dmirror::range_fault(HmmRange& range) {
       return st;
     }
     MutexLock guard(mutex_);
-    if (mmu_interval_read_retry(notifier_, range.notifier_seq)) continue;
-    return do_fault(range);
+    if (mmu_interval_read_retry(notifier, range.notifier_seq)) continue;
+    return use();
   }
   return Err{Errno::kBusy};
+}
+
+Status Dmirror::range_fault(HmmRange& range) {
+  MmStruct* mm = live_mm();
+  if (!mm) return Err{Errno::kFault};
+  // walk_stable() holds mutex_ around the call.
+  return walk_stable(*mm, notifier_, range, [&]() NO_THREAD_SAFETY_ANALYSIS {
+    return do_fault(range);
+  });
 }
 
 Status Dmirror::fault(Vaddr start, Vaddr end, Access access) {
@@ -108,12 +116,21 @@ Status Dmirror::fault(Vaddr start, Vaddr end, Access access) {
 
 Status Dmirror::do_read(Vaddr start, Vaddr end, Bounce& bounce) {
   World& world = dev_->world();
-  for (Vaddr a = start; a < end; a = a + kPageSize) {
+  for (Vaddr a = start; a < end;) {
     const DptEntry* e = pt_.find(a.page_index());
     if (!e) return Err{Errno::kNoEnt};
-    page_read(world.mem().page(e->pfn), 0, bounce.buf.data() + (a - bounce.addr),
-              kPageSize);
-    bounce.cpages++;
+    // A run of pages mapped to consecutive frames of one range (a device
+    // THP, say) is read in one go.
+    MemRange* range = world.mem().range_of(e->pfn);
+    uint64_t run = 1;
+    while (a + run * kPageSize < end && range->contains(e->pfn + run)) {
+      const DptEntry* next = pt_.find(a.page_index() + run);
+      if (!next || next->pfn != e->pfn + run) break;
+      run++;
+    }
+    pages_read(range->page(e->pfn), run, bounce.buf.data() + (a - bounce.addr));
+    bounce.cpages += run;
+    a = a + run * kPageSize;
   }
   return Ok();
 }
@@ -189,25 +206,10 @@ Status Dmirror::range_snapshot(HmmRange& range, std::span<uint8_t> perm) {
   range.notifier = &snap.notifier;
   HMM_TRY(mmu_interval_notifier_insert(snap.notifier, *mm, range.start,
                                        range.end - range.start, snap));
-  Status st = Err{Errno::kBusy};
-  for (int attempt = 0; attempt < kRangeAttempts; attempt++) {
-    range.notifier_seq = mmu_interval_read_begin(snap.notifier);
-    {
-      ReadLock guard(mm->mmap_lock);
-      st = hmm_range_fault(range);
-    }
-    if (!st.ok()) {
-      if (st.error() == Errno::kBusy) continue;
-      break;
-    }
-    MutexLock guard(mutex_);
-    if (mmu_interval_read_retry(snap.notifier, range.notifier_seq)) {
-      st = Err{Errno::kBusy};
-      continue;
-    }
+  Status st = walk_stable(*mm, snap.notifier, range, [&] {
     for (size_t i = 0; i < range.hmm_pfns.size(); i++) perm[i] = mkentry(range.hmm_pfns[i]);
-    break;
-  }
+    return Ok();
+  });
   mmu_interval_notifier_remove(snap.notifier);
   return st;
 }

@@ -105,9 +105,9 @@ void Dmirror::debug_pt_store(Vaddr addr, DptEntry entry) {
   pt_.store(addr.page_index(), entry);
 }
 
-void Dmirror::pt_erase(Vaddr addr) {
+void Dmirror::pt_erase(Vaddr addr, uint64_t npages) {
   MutexLock guard(mutex_);
-  pt_.erase(addr.page_index());
+  pt_.erase_range(addr.page_index(), addr.page_index() + npages - 1);
 }
 
 // dmirror_migrate_alloc_and_copy().
@@ -158,30 +158,21 @@ void Dmirror::finalize_and_map(const MigrateVma& args) {
 }
 
 Status Dmirror::read_back(Vaddr start, uint64_t npages, std::vector<std::byte>& out) {
-  World& world = dev_->world();
   // The caller's buffer is reused when it is already the right size (as a
   // process passes the same buffer to every ioctl); every byte is written.
   out.resize(npages * kPageSize);
-  MutexLock guard(mutex_);
-  for (uint64_t i = 0; i < npages;) {
-    const DptEntry* e = pt_.find(start.page_index() + i);
-    if (!e) {
-      std::fill(out.begin() + static_cast<std::ptrdiff_t>(i * kPageSize), out.end(), std::byte{0});
-      return Err{Errno::kNoEnt};
-    }
-    // A run of pages mapped to consecutive frames of one range (a device
-    // THP, say) is read in one go.
-    MemRange* range = world.mem().range_of(e->pfn);
-    uint64_t run = 1;
-    while (i + run < npages && range->contains(e->pfn + run)) {
-      const DptEntry* next = pt_.find(start.page_index() + i + run);
-      if (!next || next->pfn != e->pfn + run) break;
-      run++;
-    }
-    pages_read(range->page(e->pfn), run, out.data() + i * kPageSize);
-    i += run;
+  Bounce bounce{start, std::move(out)};
+  Status st = Ok();
+  {
+    MutexLock guard(mutex_);
+    st = do_read(start, start + npages * kPageSize, bounce);
   }
-  return Ok();
+  out = std::move(bounce.buf);
+  if (!st.ok()) {
+    std::fill(out.begin() + static_cast<std::ptrdiff_t>(bounce.cpages * kPageSize), out.end(),
+              std::byte{0});
+  }
+  return st;
 }
 
 Status Dmirror::migrate_to_dev(DmirrorCmd& cmd) {
@@ -284,7 +275,7 @@ VmFault dmirror_fault_alloc_and_copy(MigrateVma& args, Dmirror& mirror) {
     bool locked = folio_trylock(*dpage);
     HMM_ASSERT(locked, "a new folio is locked by somebody");
     folio_copy(*dpage, spage);
-    for (uint64_t j = 0; j < nr; j++) mirror.pt_erase(args.start + (i + j) * kPageSize);
+    mirror.pt_erase(args.start + i * kPageSize, nr);
     args.dst[i] = MigratePfn::page(dpage->pfn(), order.v > 0);
     args.dst[i].write = src.write;
   }

@@ -103,17 +103,25 @@ Result<WalkEnd> walk_hole(HmmWalk& w, Vma& vma, Vaddr from, Vaddr to) {
   return WalkEnd::kDone;
 }
 
+// [from, to) of a PMD leaf, reported at order 9: page i of the PMD is
+// head + i, or `head` itself for every page of the huge zero page.
+void fill_from_pmd(HmmWalk& w, Vaddr from, Vaddr to, uint8_t flags, Pfn head, bool huge_zero) {
+  for (Vaddr a = from; a < to; a = a + kPageSize) {
+    Pfn pfn = huge_zero ? head : head + a.pte_index();
+    pfn_at(w, a) = HmmPfn{.flags = flags, .order = kHPageOrder, .pfn = pfn};
+  }
+}
+
 // hmm_vma_handle_pmd(): a present THP or the huge zero page.
 Result<WalkEnd> handle_pmd(HmmWalk& w, Vma& vma, Vaddr from, Vaddr to, const Pmd& pmd) {
   bool huge_zero = pmd.kind() == PmdKind::kHugeZero;
   uint8_t cpu = kHmmPfnValid | (pmd.write() && !huge_zero ? kHmmPfnWrite : 0);
   uint8_t need = range_need_fault(w, from, to, cpu);
   if (need) return vma_fault(w, vma, from, to, need);
-  for (Vaddr a = from; a < to; a = a + kPageSize) {
-    uint64_t off = (a.v & (kPmdSize - 1)) >> kPageShift;
-    Pfn pfn = huge_zero ? w.mm.world().mem().zero_pfn() : pmd.pfn() + off;
-    uint8_t flags = static_cast<uint8_t>(cpu | (huge_zero ? kHmmPfnHugeZero : 0));
-    pfn_at(w, a) = HmmPfn{.flags = flags, .order = kHPageOrder, .pfn = pfn};
+  if (huge_zero) {
+    fill_from_pmd(w, from, to, cpu | kHmmPfnHugeZero, w.mm.world().mem().zero_pfn(), true);
+  } else {
+    fill_from_pmd(w, from, to, cpu, pmd.pfn(), false);
   }
   return WalkEnd::kDone;
 }
@@ -129,11 +137,7 @@ bool owned_device_private(const HmmWalk& w, Pfn pfn) {
 // as 0).
 Result<WalkEnd> handle_absent_pmd(HmmWalk& w, Vma& vma, Vaddr from, Vaddr to, const Pmd& pmd) {
   if (owned_device_private(w, pmd.pfn())) {
-    uint8_t cpu = kHmmPfnValid | (pmd.write() ? kHmmPfnWrite : 0);
-    for (Vaddr a = from; a < to; a = a + kPageSize) {
-      uint64_t off = (a.v & (kPmdSize - 1)) >> kPageShift;
-      pfn_at(w, a) = HmmPfn{.flags = cpu, .order = kHPageOrder, .pfn = pmd.pfn() + off};
-    }
+    fill_from_pmd(w, from, to, kHmmPfnValid | (pmd.write() ? kHmmPfnWrite : 0), pmd.pfn(), false);
     return WalkEnd::kDone;
   }
   uint8_t need = range_need_fault(w, from, to, 0);
@@ -251,9 +255,10 @@ Result<WalkEnd> walk_pmd(HmmWalk& w, Vma& vma, Vaddr from, Vaddr to) {
   HMM_BUG("unknown PMD kind at {:#x}", from.v);
 }
 
-// hmm_vma_walk_test(): a Vma the device may not read gives errors, or
-// -EFAULT when the caller needs a fault there.
-Status walk_unreadable(HmmWalk& w, Vaddr from, Vaddr to) {
+// [from, to) cannot be faulted in (no Vma there, or one the device may not
+// read: hmm_vma_walk_hole() and hmm_vma_walk_test()): errors, or -EFAULT
+// when the caller needs a fault there.
+Status walk_inaccessible(HmmWalk& w, Vaddr from, Vaddr to) {
   if (range_need_fault(w, from, to, 0)) return Err{Errno::kFault};
   pfns_fill(w, from, to, kHmmPfnError);
   return Ok();
@@ -266,19 +271,16 @@ Result<WalkEnd> walk_range(HmmWalk& w) {
   for (Vaddr a = w.last; a < end;) {
     Vma* vma = w.mm.find_vma(a);
     if (!vma || vma->start() >= end) {
-      // hmm_vma_walk_hole() without a Vma.
-      if (range_need_fault(w, a, end, 0)) return Err{Errno::kFault};
-      pfns_fill(w, a, end, kHmmPfnError);
+      HMM_TRY(walk_inaccessible(w, a, end));
       return WalkEnd::kDone;
     }
     if (vma->start() > a) {
-      if (range_need_fault(w, a, vma->start(), 0)) return Err{Errno::kFault};
-      pfns_fill(w, a, vma->start(), kHmmPfnError);
+      HMM_TRY(walk_inaccessible(w, a, vma->start()));
       a = vma->start();
     }
     Vaddr vend = std::min(end, vma->end());
     if (!vma->has(kVmRead)) {
-      HMM_TRY(walk_unreadable(w, a, vend));
+      HMM_TRY(walk_inaccessible(w, a, vend));
       a = vend;
       continue;
     }

@@ -275,7 +275,7 @@ Result<Isolated> isolate_mapped_folio(MmStruct& mm, Vaddr addr) {
     MutexLock guard(pmdt->ptl);
     const PmdSlot& slot = pmdt->slot(addr.pmd_index());
     if (slot.entry.kind() == PmdKind::kPresent)
-      return isolate_pfn(world, slot.entry.pfn() + ((addr.v & (kPmdSize - 1)) >> kPageShift));
+      return isolate_pfn(world, slot.entry.pfn() + addr.pte_index());
     if (!slot.entry.is_table()) return Err{Errno::kNoEnt};
     table = slot.table.get();
   }

@@ -34,7 +34,7 @@ AccessDone try_huge_access(MmStruct& mm, Vaddr addr, std::byte* buf, uint64_t le
     return AccessDone::kYes;
   }
   if (pmd.kind() != PmdKind::kPresent || (write && !pmd.write())) return AccessDone::kNo;
-  Page& page = mm.world().mem().page(pmd.pfn() + ((addr.v & (kPmdSize - 1)) >> kPageShift));
+  Page& page = mm.world().mem().page(pmd.pfn() + addr.pte_index());
   uint64_t off = addr.v & (kPageSize - 1);
   EntryBits bits = pmd.bits();
   bits.young = true;

@@ -30,10 +30,10 @@ TEST(DeviceTable, StoreFindEraseOnePage) {
   EXPECT_EQ(t.find(5)->pfn, Pfn{101});
   EXPECT_FALSE(t.find(5)->write);
   EXPECT_EQ(t.find(4), nullptr);
-  t.erase(5);
+  t.erase_range(5, 5);
   EXPECT_EQ(t.find(5), nullptr);
   EXPECT_EQ(t.size(), 0u);
-  t.erase(5);  // erasing nothing is fine
+  t.erase_range(5, 5);  // erasing nothing is fine
   EXPECT_EQ(t.size(), 0u);
 }
 

@@ -283,7 +283,10 @@ Status plan_range(Dmirror& m, RandomProc& p, Vaddr from, Vaddr to, bool write) {
   return own_readonly ? Status(Err{Errno::kFault}) : Ok();
 }
 
+bool cmd_malformed(Vaddr addr, uint64_t npages) { return !addr.page_aligned() || npages == 0; }
+
 CopyPlan plan_copy(Dmirror& m, RandomProc& p, Vaddr addr, uint64_t npages, bool write) {
+  if (cmd_malformed(addr, npages)) return CopyPlan{0, Err{Errno::kInval}};
   CopyPlan plan;
   while (plan.prefix < npages) {
     std::optional<DptEntry> e = m.pt_lookup(addr + plan.prefix * kPageSize);
@@ -305,8 +308,6 @@ std::pair<Vaddr, uint64_t> pick_mirror_range(RandomDriver& d, RandomProc& p,
   return {addr, std::min(npages, kMirrorMaxPages)};
 }
 
-bool cmd_malformed(Vaddr addr, uint64_t npages) { return !addr.page_aligned() || npages == 0; }
-
 void expect_bytes(RandomDriver& d, RandomProc& p, const char* what, Vaddr addr,
                   const std::vector<std::byte>& got) {
   std::vector<std::byte> want(got.size());
@@ -325,9 +326,7 @@ void op_dev_read(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
   Dmirror& m = dev.open(*p.mm);
   auto [addr, npages] = pick_mirror_range(d, p, st);
   d.log(fmt::format("pid {} dev{} read({:#x}, {} pages)", p.mm->pid(), dev.id(), addr.v, npages));
-  bool malformed = cmd_malformed(addr, npages);
-  CopyPlan plan = malformed ? CopyPlan{0, Err{Errno::kInval}}
-                            : plan_copy(m, p, addr, npages, /*write=*/false);
+  CopyPlan plan = plan_copy(m, p, addr, npages, /*write=*/false);
   DmirrorCmd cmd(addr, npages);
   Status got = m.read(cmd);
   d.log(fmt::format("  = {} cpages {} faults {}", random_status_str(got), cmd.cpages, cmd.faults));
@@ -342,9 +341,7 @@ void op_dev_write(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
   Dmirror& m = dev.open(*p.mm);
   auto [addr, npages] = pick_mirror_range(d, p, st);
   d.log(fmt::format("pid {} dev{} write({:#x}, {} pages)", p.mm->pid(), dev.id(), addr.v, npages));
-  bool malformed = cmd_malformed(addr, npages);
-  CopyPlan plan = malformed ? CopyPlan{0, Err{Errno::kInval}}
-                            : plan_copy(m, p, addr, npages, /*write=*/true);
+  CopyPlan plan = plan_copy(m, p, addr, npages, /*write=*/true);
   DmirrorCmd cmd(addr, npages);
   cmd.data.resize(npages * kPageSize);
   random_fill(d.rng(), cmd.data);
@@ -352,7 +349,7 @@ void op_dev_write(RandomDriver& d, RandomProc& p, DeviceOpsState& st) {
   Status got = m.write(cmd);
   d.log(fmt::format("  = {} cpages {} faults {}", random_status_str(got), cmd.cpages, cmd.faults));
   d.expect_status("dmirror WRITE", got, plan.status);
-  if (d.failed() || malformed) return;
+  if (d.failed() || cmd_malformed(addr, npages)) return;
   uint64_t written = got.ok() ? npages : plan.prefix;
   p.oracle.write(addr, std::span(bytes).first(written * kPageSize));
   if (got.ok() && cmd.cpages != npages) {
