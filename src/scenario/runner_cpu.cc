@@ -60,14 +60,13 @@ std::vector<std::byte> pattern_bytes(const Pattern& p, uint64_t anchor, uint64_t
 }
 
 StepResult execute(RunState& st, const WriteStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  for (uint64_t done = 0; done < r->len; done += kCpuChunk) {
-    const uint64_t n = std::min(kCpuChunk, r->len - done);
-    const std::vector<std::byte> bytes = pattern_bytes(s.pattern, r->anchor + done, n);
-    Status stored = cpu_write(**mm, r->addr + done, bytes);
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  for (uint64_t done = 0; done < r.len; done += kCpuChunk) {
+    const uint64_t n = std::min(kCpuChunk, r.len - done);
+    const std::vector<std::byte> bytes = pattern_bytes(s.pattern, r.anchor + done, n);
+    Status stored = cpu_write(*mm, r.addr + done, bytes);
     if (!stored.ok()) return cpu_result(stored);
   }
   return StepResult{};
@@ -75,18 +74,17 @@ StepResult execute(RunState& st, const WriteStep& s) {
 
 // The bytes are compared with `data=` as they arrive, one chunk at a time.
 StepResult execute(RunState& st, const ReadStep& s, const std::optional<DataExpect>& want) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  DataVerdict verdict{r->len, std::nullopt};
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  DataVerdict verdict{r.len, std::nullopt};
   std::vector<std::byte> bytes;
-  for (uint64_t done = 0; done < r->len; done += kCpuChunk) {
-    bytes.resize(std::min(kCpuChunk, r->len - done));
-    Status loaded = cpu_read(**mm, r->addr + done, bytes);
+  for (uint64_t done = 0; done < r.len; done += kCpuChunk) {
+    bytes.resize(std::min(kCpuChunk, r.len - done));
+    Status loaded = cpu_read(*mm, r.addr + done, bytes);
     if (!loaded.ok()) return cpu_result(loaded);
     if (want && !verdict.mismatch) {
-      verdict.mismatch = data_mismatch(want->pattern, s.spec.region, r->anchor + done, bytes);
+      verdict.mismatch = data_mismatch(want->pattern, s.spec.region, r.anchor + done, bytes);
     }
   }
   StepResult out;
@@ -97,15 +95,14 @@ StepResult execute(RunState& st, const ReadStep& s, const std::optional<DataExpe
 // Every whole word of the spec (words are anchored at the region base; a
 // word only partly inside the spec is left alone).
 StepResult execute(RunState& st, const IncStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  const Vaddr base = r->addr - r->anchor;
-  const uint64_t end = (r->anchor + r->len) / 4;
-  for (uint64_t k = (r->anchor + 3) / 4; k < end;) {
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  const Vaddr base = r.addr - r.anchor;
+  const uint64_t end = (r.anchor + r.len) / 4;
+  for (uint64_t k = (r.anchor + 3) / 4; k < end;) {
     const uint64_t n = words_in_page(base, k, end);
-    Status done = inc_words(**mm, base + 4 * k, n);
+    Status done = inc_words(*mm, base + 4 * k, n);
     if (!done.ok()) return cpu_result(done);
     k += n;
   }

@@ -47,17 +47,26 @@ bool succeeded(const Sent& s) {
 }
 
 // Resolves the spec and the mirror (opened on first use) and sends the
-// command, with `in` as its data.
-Sent send(RunState& st, const DeviceRange& s, Command command, std::vector<std::byte> in = {}) {
+// command, with the bytes of `fill` (if given) over its whole pages as data.
+Sent send(RunState& st, const DeviceRange& s, Command command, const Pattern* fill = nullptr) {
   Checked<Range> r = st.range(s.spec);
   if (!r.ok()) return Sent{{}, {}, failed(r.why())};
   Checked<Dmirror*> mirror = st.mirror(s.device, s.process);
   if (!mirror.ok()) return Sent{{}, {}, failed(mirror.why())};
   Sent out{*r, range_cmd(*r), {}};
-  out.cmd.data = std::move(in);
+  if (fill) out.cmd.data = pattern_bytes(*fill, r->anchor, out.cmd.npages * kPageSize);
   out.result = result_of(((**mirror).*command)(out.cmd));
   out.result.cpages = out.cmd.cpages;
   return out;
+}
+
+// send(), keeping the device read-back (compared with `data=` if the step
+// has it) when the command succeeded.
+Sent send_reading(RunState& st, const DeviceRange& s, Command command,
+                  const std::optional<DataExpect>& want) {
+  Sent sent = send(st, s, command);
+  if (succeeded(sent)) sent.result.data = read_back(sent.cmd, sent.range, s.spec, want);
+  return sent;
 }
 
 }  // namespace
@@ -69,19 +78,15 @@ StepResult execute(RunState& st, const DeviceStep& s) {
 }
 
 StepResult execute(RunState& st, const DevReadStep& s, const std::optional<DataExpect>& want) {
-  Sent sent = send(st, s, &Dmirror::read);
+  Sent sent = send_reading(st, s, &Dmirror::read, want);
   sent.result.faults = sent.cmd.faults;
-  if (succeeded(sent)) sent.result.data = read_back(sent.cmd, sent.range, s.spec, want);
   return sent.result;
 }
 
 // The device writes whole pages: the pattern fills every page the spec
 // touches.
 StepResult execute(RunState& st, const DevWriteStep& s) {
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  const uint64_t bytes = range_cmd(*r).npages * kPageSize;
-  Sent sent = send(st, s, &Dmirror::write, pattern_bytes(s.pattern, r->anchor, bytes));
+  Sent sent = send(st, s, &Dmirror::write, &s.pattern);
   sent.result.faults = sent.cmd.faults;
   return sent.result;
 }
@@ -97,9 +102,7 @@ StepResult execute(RunState& st, const SnapshotStep& s) {
 }
 
 StepResult execute(RunState& st, const ExclusiveStep& s, const std::optional<DataExpect>& want) {
-  Sent sent = send(st, s, &Dmirror::exclusive);
-  if (succeeded(sent)) sent.result.data = read_back(sent.cmd, sent.range, s.spec, want);
-  return sent.result;
+  return send_reading(st, s, &Dmirror::exclusive, want).result;
 }
 
 StepResult execute(RunState& st, const CheckExclusiveStep& s) {
@@ -109,9 +112,7 @@ StepResult execute(RunState& st, const CheckExclusiveStep& s) {
 }
 
 StepResult execute(RunState& st, const MigrateToDevStep& s, const std::optional<DataExpect>& want) {
-  Sent sent = send(st, s, &Dmirror::migrate_to_dev);
-  if (succeeded(sent)) sent.result.data = read_back(sent.cmd, sent.range, s.spec, want);
-  return sent.result;
+  return send_reading(st, s, &Dmirror::migrate_to_dev, want).result;
 }
 
 StepResult execute(RunState& st, const MigrateToSysStep& s) {

@@ -160,11 +160,10 @@ StepResult execute(RunState& st, const ShrinkStep&) {
 }
 
 StepResult execute(RunState& st, const ExpectFolioStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  const Mapping m = mapping_at(**mm, r->addr);
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  const Mapping m = mapping_at(*mm, r.addr);
   std::optional<std::string> bad = compare_mapping(st, s, m);
   if (bad) return failed(*bad);
   StepResult out;

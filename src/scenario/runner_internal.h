@@ -92,6 +92,12 @@ struct Range {
   uint64_t anchor = 0;  // offset of `addr` from the base of the named region
 };
 
+// A process and a resolved region spec: what a step on `PROC SPEC` acts on.
+struct Target {
+  MmStruct* mm = nullptr;
+  Range range;
+};
+
 class RunState {
  public:
   RunState(const Scenario& scenario, const RunOptions& options);
@@ -100,7 +106,6 @@ class RunState {
   RunState& operator=(const RunState&) = delete;
 
   World& world() { return *world_; }
-  const Scenario& scenario() const { return *scenario_; }
   bool logging() const { return static_cast<bool>(options_->log); }
   void log(std::string_view line) const;
 
@@ -113,6 +118,8 @@ class RunState {
 
   // Regions.
   Checked<Range> range(const RegionSpec& spec) const;
+  // process(), then range(): the first that fails gives the message.
+  Checked<Target> target(const std::string& process, const RegionSpec& spec) const;
   void define_region(const std::string& name, Vaddr base, uint64_t size);
   // The step that would have defined `name` failed: later uses fail.
   void region_not_mapped(const std::string& name, std::string why);
@@ -148,7 +155,6 @@ class RunState {
     std::unique_ptr<DmirrorDevice> dev;
   };
 
-  const Scenario* scenario_;
   const RunOptions* options_;
   std::unique_ptr<World> world_;
   uint64_t initial_free_pages_;  // RAM frames free before the first step

@@ -68,41 +68,37 @@ StepResult execute(RunState& st, const MmapStep& s) {
 }
 
 StepResult execute(RunState& st, const MunmapStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  return result_of(do_munmap(**mm, r->addr, r->len));
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  return result_of(do_munmap(*mm, r.addr, r.len));
 }
 
 StepResult execute(RunState& st, const MprotectStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  return result_of(do_mprotect(**mm, r->addr, r->len, prot_bits(s.prot)));
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  return result_of(do_mprotect(*mm, r.addr, r.len, prot_bits(s.prot)));
 }
 
 StepResult execute(RunState& st, const MadviseStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> r = st.range(s.spec);
-  if (!r.ok()) return failed(r.why());
-  return result_of(do_madvise(**mm, r->addr, r->len, advice_of(s.advice)));
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, r] = *t;
+  return result_of(do_madvise(*mm, r.addr, r.len, advice_of(s.advice)));
 }
 
 StepResult execute(RunState& st, const MremapStep& s) {
-  Checked<MmStruct*> mm = st.process(s.process);
-  if (!mm.ok()) return failed(mm.why());
-  Checked<Range> from = st.range(s.spec);
-  if (!from.ok()) return failed(from.why());
+  Checked<Target> t = st.target(s.process, s.spec);
+  if (!t.ok()) return failed(t.why());
+  const auto& [mm, from] = *t;
   Vaddr target{0};
   if (s.to) {
     Checked<Range> to = st.range(*s.to);
     if (!to.ok()) return failed("mremap target: " + to.why());
     target = to->addr;
   }
-  Result<Vaddr> moved = do_mremap(**mm, from->addr, from->len, s.new_size, mremap_flags(s), target);
+  Result<Vaddr> moved = do_mremap(*mm, from.addr, from.len, s.new_size, mremap_flags(s), target);
   if (!moved.ok()) {
     st.region_not_mapped(s.new_region,
                          fmt::format("its mremap failed with -{}", errno_name(moved.error())));

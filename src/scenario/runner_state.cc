@@ -26,8 +26,7 @@ ThpPolicy thp_policy(ThpMode mode) {
 }  // namespace
 
 RunState::RunState(const Scenario& scenario, const RunOptions& options)
-    : scenario_(&scenario),
-      options_(&options),
+    : options_(&options),
       world_(std::make_unique<World>(world_config(scenario, options))),
       initial_free_pages_(world_->mem().buddy().nr_free_pages()) {}
 
@@ -87,6 +86,14 @@ Checked<Range> RunState::range(const RegionSpec& spec) const {
         fmt::format("'{}' lies outside region '{}' ({} bytes)", spec.text, spec.region, r.size));
   }
   return Range{r.base + spec.offset, spec.length, spec.offset};
+}
+
+Checked<Target> RunState::target(const std::string& proc, const RegionSpec& spec) const {
+  Checked<MmStruct*> mm = process(proc);
+  if (!mm.ok()) return Checked<Target>::failure(mm.why());
+  Checked<Range> r = range(spec);
+  if (!r.ok()) return Checked<Target>::failure(r.why());
+  return Target{*mm, *r};
 }
 
 void RunState::define_region(const std::string& name, Vaddr base, uint64_t size) {
