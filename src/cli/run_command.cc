@@ -73,8 +73,8 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
     for (const Scenario& s : loaded.cases) {
       ++n;
       if (args.verbose) {
-        const std::string vary = s.vary.empty() ? "" : " " + scenario::format_vary(s.vary);
-        write_comment(report.log(), fmt::format("case {}: {}{} seed={}", n, s.file, vary,
+        write_comment(report.log(), fmt::format("case {}: {}{} seed={}", n, s.file,
+                                                scenario::vary_suffix(s.vary),
                                                 args.seed.value_or(s.config.seed)));
       }
       report.finished(n, CaseRun{&s, scenario::run_case(s, options)});

@@ -52,17 +52,14 @@ TestResult run_test(const LoadedFile& loaded, const scenario::RunOptions& option
   uint64_t n = 0;
   for (const Scenario& s : loaded.cases) {
     if (options.log) {
-      const std::string vary = s.vary.empty() ? "" : " " + scenario::format_vary(s.vary);
-      options.log(fmt::format("case {}: {}{}", n + 1, s.file, vary));
+      options.log(fmt::format("case {}: {}{}", n + 1, s.file, scenario::vary_suffix(s.vary)));
     }
     CaseRun run{&s, scenario::run_case(s, options)};
     t.cases.push_back(case_json(++n, run));
     if (run.result.passed) continue;
     real_failure |= !run.result.unsupported;
     if (run.result.unsupported && t.skip_reason.empty()) t.skip_reason = run.result.message;
-    const std::string vary = scenario::format_vary(s.vary);
-    t.messages.push_back(scenario::format_failure(s, run.result) +
-                         (vary.empty() ? "" : " " + vary));
+    t.messages.push_back(scenario::format_failure(s, run.result) + scenario::vary_suffix(s.vary));
   }
   if (real_failure) {
     t.status = TestResult::Status::kFail;

@@ -260,9 +260,9 @@ std::string format_failure(const Scenario& scenario, const CaseResult& result) {
   return fmt::format("{}:{}: {}", scenario.file, result.line, result.message);
 }
 
-std::string format_vary(const std::vector<VaryBinding>& vary) {
+std::string vary_suffix(const std::vector<VaryBinding>& vary) {
   if (vary.empty()) return "";
-  std::string out = "[";
+  std::string out = " [";
   for (size_t i = 0; i < vary.size(); i++) {
     if (i) out += " ";
     out += vary[i].name + "=" + vary[i].value;

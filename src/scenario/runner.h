@@ -52,7 +52,8 @@ CaseResult run_case(const Scenario& scenario, const RunOptions& options);
 // `FILE:LINE: MESSAGE` of a failed case.
 std::string format_failure(const Scenario& scenario, const CaseResult& result);
 
-// The vary values of a case, `[NAME=VALUE ...]`, or "" without vary lines.
-std::string format_vary(const std::vector<VaryBinding>& vary);
+// The vary values of a case as the suffix of its name, ` [NAME=VALUE ...]`
+// (with the leading space), or "" without vary lines.
+std::string vary_suffix(const std::vector<VaryBinding>& vary);
 
 }  // namespace hmmsim::scenario

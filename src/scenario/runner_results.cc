@@ -36,8 +36,7 @@ LoadedFile load_file(const std::string& path, const std::string& display) {
 }
 
 std::string case_line(uint64_t n, const CaseRun& run) {
-  const std::string vary = format_vary(run.scenario->vary);
-  const std::string suffix = vary.empty() ? "" : " " + vary;
+  const std::string suffix = vary_suffix(run.scenario->vary);
   if (!run.result.passed) {
     return fmt::format("not ok {} - {}{}", n, format_failure(*run.scenario, run.result), suffix);
   }
